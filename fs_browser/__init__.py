@@ -1,0 +1,1 @@
+"""A file-select browser for Textual apps, and the `render-fs` program."""

@@ -1,0 +1,262 @@
+"""`render`: plan jobs and look at the farm from any machine that sees the spool."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
+from renderd.infofiles.format import FrameRange, InfoFile, Requirement, dump, parse, parse_duration
+from renderd.infofiles.records import NodeRecord
+from renderd.infofiles.spool import Spool, default_spool, now_text
+from renderd.planning import CommandJobRequest, job_stem, plan_command_job
+from renderd.runner.process import alive
+from renderd.status import Invalid, JobSummary, node_state, summarize_jobs, summarize_nodes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--spool", type=Path, default=argparse.SUPPRESS,
+                        help="the spool folder (default: $RENDERD_SPOOL, else a per-user folder)")
+    parser = argparse.ArgumentParser(prog="render", description="Plan and watch render farm jobs.", parents=[common])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    add = commands.add_parser("add", parents=[common], help="plan a job and queue its chunks")
+    add.add_argument("file", nargs="?", help="the scene to render")
+    add.add_argument("--cmd", help="any command line, with {start} {end} {frame} {frames} {step} placeholders")
+    add.add_argument("--frames", help="A-B, A-B:STEP or one frame")
+    add.add_argument("--chunk", type=int, default=10, help="frames per chunk (default 10)")
+    add.add_argument("--priority", type=int, default=50, help="higher runs first (default 50)")
+    add.add_argument("--requires", default="", help="capabilities a node needs, comma-separated (blender>=4.2,...)")
+    add.add_argument("--tags", default="", help="node tags the job needs, comma-separated")
+    add.add_argument("--timeout", help="seconds (or 90m, 2h) one attempt at a chunk may take")
+    add.add_argument("--max-attempts", type=int, default=3, help="attempts per chunk before it fails (default 3)")
+    add.add_argument("--paused", action="store_true", help="queue the job paused")
+    add.add_argument("--owner", help="who the job belongs to (default: user@host)")
+    add.add_argument("--name", help="job name (the id is NAME-xxxx; default from the file or command)")
+
+    jobs = commands.add_parser("jobs", parents=[common], help="jobs and their frames done, running, queued, failed")
+    jobs.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    nodes = commands.add_parser("nodes", parents=[common], help="the daemons and what they are doing")
+    nodes.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        spool = Spool(getattr(args, "spool", None) or default_spool())
+        return {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes}[args.command](spool, args)
+    except (UsageError, InfoFileError, SpoolError) as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
+    except RenderdError as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+# ---- add -------------------------------------------------------------------------------------------
+
+
+def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
+    if not args.cmd:
+        if args.file:
+            raise UsageError(f"{args.file}: only command jobs can be planned so far: use --cmd 'COMMAND'")
+        raise UsageError("add: give --cmd 'COMMAND'")
+    request = CommandJobRequest(
+        command=args.cmd,
+        frames=_frames_option(args.frames),
+        chunk_size=_positive("--chunk", args.chunk),
+        priority=args.priority,
+        requires=_requirements(args.requires, args.tags),
+        max_attempts=_positive("--max-attempts", args.max_attempts),
+        timeout=_timeout_option(args.timeout),
+        paused=args.paused,
+        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+    )
+    # read the command back the way a daemon will, so a mistake fails here and not on every node
+    parse(dump(InfoFile(command=request.command, frames=request.frames)), "--cmd")
+    stem = job_stem(args.name or _first_word(args.cmd))
+    spool.ensure()
+    for _ in range(20):
+        job_id = f"{stem}-{secrets.token_hex(2)}"
+        job, chunks = plan_command_job(request, job_id, now_text())
+        try:
+            spool.create_job(job, chunks)
+        except FileExistsError:
+            continue
+        print(job_id)
+        frames = f" covering frames {request.frames}" if request.frames else ""
+        state = "paused" if args.paused else "queued"
+        print(f"render: job {job_id}: {len(chunks)} chunk(s){frames} {state} in {spool.root}", file=sys.stderr)
+        return 0
+    raise RenderdError(f"{spool.jobs}: could not find a free job id for {stem!r}")
+
+
+def _first_word(command: str) -> str:
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError as error:
+        raise UsageError(f"--cmd: cannot split into arguments: {error}") from None
+    if not words:
+        raise UsageError("--cmd: the command is empty")
+    return os.path.basename(words[0])
+
+
+def _frames_option(text: str | None) -> FrameRange | None:
+    if text is None:
+        return None
+    try:
+        return FrameRange.parse(text)
+    except ValueError as error:
+        raise UsageError(f"--frames: {error}") from None
+
+
+def _positive(option: str, value: int) -> int:
+    if value < 1:
+        raise UsageError(f"{option}: must be 1 or more, got {value}")
+    return value
+
+
+def _timeout_option(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise UsageError(f"--timeout: {error}") from None
+
+
+def _requirements(requires: str, tags: str) -> tuple[Requirement, ...]:
+    items = [item.strip() for item in f"{requires},{tags}".split(",") if item.strip()]
+    try:
+        return tuple(Requirement.parse(item) for item in items)
+    except ValueError as error:
+        raise UsageError(f"--requires: {error}") from None
+
+
+# ---- jobs and nodes ---------------------------------------------------------------------------------
+
+
+def _pid_check(record: NodeRecord) -> bool | None:
+    return alive(record.pid, record.pid_started) if record.host == socket.gethostname() else None
+
+
+def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list]:
+    """Everything `render jobs` shows, read from the spool."""
+    if not spool.exists():
+        raise SpoolError(f"{spool.root}: no spool here (start renderd or `render add` to create one)")
+    now = time.time()
+    jobs, problems = spool.list_jobs()
+    invalid = [Invalid(error.source, str(error)) for error in problems]
+    states = {}
+    for folder in (spool.queue, spool.running, spool.failed):
+        good = {}
+        for name, entry in spool.scan(folder).items():
+            if entry.info is not None:
+                good[name] = entry.info
+            elif entry.error is not None:
+                invalid.append(Invalid(entry.error.source, str(entry.error)))
+        states[folder.name] = good
+    nodes = spool.list_nodes()
+    live = {n.name: n.capabilities for n in nodes if node_state(n, now, _pid_check) != "offline"}
+    summaries = summarize_jobs(
+        jobs, states["queue"], states["running"], states["failed"], spool.completions(), live, now
+    )
+    return summaries, invalid, nodes
+
+
+def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
+    summaries, invalid, _nodes = read_farm(spool)
+    if args.json:
+        print(json.dumps({"jobs": [s.to_dict() for s in summaries],
+                          "invalid": [{"path": i.path, "reason": i.reason} for i in invalid]}, indent=1))
+        return 0
+    if not summaries and not invalid:
+        print("no jobs")
+        return 0
+    rows = [["JOB", "STATUS", "PRI", "DONE", "RUN", "QUEUED", "FAILED", "TOTAL", "ELAPSED", "ETA", "OWNER"]]
+    notes: dict[int, list[str]] = {}
+    for summary in summaries:
+        rows.append([
+            summary.id, summary.status, str(summary.priority if summary.priority is not None else ""),
+            str(summary.done), str(summary.running), str(summary.queued), str(summary.failed), str(summary.total),
+            _duration_text(summary.elapsed), _duration_text(summary.eta), summary.owner or "",
+        ])
+        lines = [*summary.progress, *summary.errors]
+        if summary.waiting:
+            lines.append(f"waiting: {summary.waiting}")
+        if summary.cancelled and summary.status != "cancelled":
+            lines.append(f"{summary.cancelled} frame(s) cancelled (info files deleted)")
+        notes[len(rows) - 1] = lines
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        for line in notes.get(index, []):
+            print(f"    {line}")
+    for problem in invalid:
+        print(f"invalid: {problem.reason}")
+    return 0
+
+
+def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
+    if not spool.exists():
+        raise SpoolError(f"{spool.root}: no spool here (start renderd to create one)")
+    nodes = summarize_nodes(spool.list_nodes(), time.time(), _pid_check)
+    if args.json:
+        print(json.dumps([node.to_dict() for node in nodes], indent=1))
+        return 0
+    if not nodes:
+        print("no nodes")
+        return 0
+    rows = [["NODE", "HOST", "STATE", "JOB", "FRAMES", "PROGRESS", "CPU", "LOAD", "MEMORY", "SWAP", "SEEN"]]
+    for node in nodes:
+        rows.append([
+            node.name, node.host, node.state, node.chunk or "", node.frames or "", node.progress or "",
+            "" if node.cpu_percent is None else f"{node.cpu_percent:.0f}%",
+            " ".join(f"{value:.2f}" for value in node.load[:1]),
+            _usage(node.memory.get("used"), node.memory.get("total")),
+            _usage(node.swap.get("used"), node.swap.get("total")),
+            "" if node.last_seen is None else f"{_duration_text(node.last_seen)} ago",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _usage(used: int | None, total: int | None) -> str:
+    if used is None or not total:
+        return ""
+    return f"{used / 2**30:.1f}/{total / 2**30:.1f}G"
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

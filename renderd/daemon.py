@@ -1,0 +1,549 @@
+"""The renderd loop: scan -> choose -> claim -> run -> record, with heartbeats, on one thread.
+
+One `select` waits on the render's output pipe and on a wake-up pipe that signal handlers write
+to, so the loop reacts at once to output, to the render's exit and to SIGINT/SIGTERM, while
+handlers themselves only count signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import selectors
+import shlex
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from renderd.errors import InfoFileError
+from renderd.infofiles import format as fmt
+from renderd.infofiles.format import Attempt, Claim, InfoFile
+from renderd.infofiles.records import Completion, Job, NodeRecord
+from renderd.infofiles.spool import Entry, Held, Signature, Spool, now_text
+from renderd.node import system_figures
+from renderd.runner import Runner, runner_for
+from renderd.runner.process import RenderProcess, StartError, alive, find_orphans, kill_tree
+from renderd.scheduling import Candidate, runnable
+from renderd.status import node_state
+
+log = logging.getLogger("renderd")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    spool: Path
+    name: str
+    host: str
+    poll: float = 0.5
+    lease: float = 60.0
+    tags: tuple[str, ...] = ()
+    exit_when_idle: bool = False
+    heartbeat: float = 5.0  # held chunks and the node file are rewritten this often
+    grace: float = 10.0  # SIGTERM to SIGKILL for a render being stopped
+    sweep_budget: float = 0.005  # share of one core the idle rescans of a large queue may use
+    capabilities: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended."""
+
+    kind: str  # done | failed | stopped | cancelled | lost
+    error: str | None = None
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, spool: Spool):
+        self.config = config
+        self.spool = spool
+        self.name = config.name
+        self.pid = os.getpid()
+        self.started = psutil.Process().create_time()
+        self.spool_id = os.path.realpath(spool.root)
+        self.signals = 0
+        self.state = "idle"
+        self.held: Held | None = None
+        self.progress: str | None = None
+        self.render: RenderProcess | None = None
+        self.chunks_done = 0
+        self.chunks_failed = 0
+        # queue scanning
+        self.queue_cache: dict[str, Entry] = {}
+        self.candidate_cache: dict[str, tuple[Entry, Candidate]] = {}
+        self.candidates: list[Candidate] = []
+        self.cursor = 0
+        self.queue_mtime = -1
+        self.last_sweep = -math.inf
+        self.sweep_cost = 0.0
+        self.reported: set[tuple[str, object]] = set()
+        self.job_cache: dict[str, tuple[Signature, Job | None]] = {}
+        self.held_jobs: frozenset[str] = frozenset()
+        self.job_submitted: dict[str, float] = {}
+        self.running_cache: dict[str, Entry] = {}
+        self.other_nodes: dict[str, dict[str, str | None]] = {}
+        # timers (monotonic)
+        self.next_node_write = 0.0
+        self.last_node_write = -math.inf
+        self.node_dirty = True
+        self.next_stale_check = 0.0
+        self.next_nodes_read = 0.0
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        previous = self._install_signals()
+        try:
+            self._start()
+            while not self.signals:
+                self._maintenance()
+                held = self._next_chunk()
+                if held is not None:
+                    self._run_chunk(held)
+                    continue
+                if self.config.exit_when_idle and self._nothing_left():
+                    log.info("nothing left that this node can run: exiting")
+                    break
+                self._wait(self.config.poll)
+        finally:
+            self._shutdown()
+            self._restore_signals(previous)
+        return 0
+
+    def _install_signals(self) -> dict[int, object]:
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only so that a child's exit wakes the select
+        previous["wakeup"] = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        return previous
+
+    def _restore_signals(self, previous: dict) -> None:
+        signal.set_wakeup_fd(previous.pop("wakeup"))
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        self.signals += 1  # the loop does the rest; a second signal means "kill now"
+
+    def _start(self) -> None:
+        caps = ", ".join(f"{k} {v}" if v else k for k, v in self.config.capabilities.items()) or "none"
+        log.info("node %s on %s (pid %d) serving %s; capabilities: %s", self.name, self.config.host, self.pid,
+                 self.spool.root, caps)
+        self.spool.remove_stale_temps()
+        self._kill_orphans()
+        self._write_node(force=True)
+
+    def _shutdown(self) -> None:
+        self.state = "offline"
+        self.held = None
+        try:
+            self._write_node(force=True, stopped=True)
+        except OSError as error:
+            log.error("could not deregister: %s", error)
+        log.info("stopped")
+
+    def _wait(self, seconds: float) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.wake_r, selectors.EVENT_READ)
+            selector.select(timeout=max(0.0, seconds))
+        self._drain_wakeups()
+
+    def _drain_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 512):
+                pass
+
+    # ---- periodic work ---------------------------------------------------------------------------
+
+    def _maintenance(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_node_write or (self.node_dirty and now - self.last_node_write >= 1.0):
+            self._write_node()
+        if now >= self.next_nodes_read:
+            self._read_nodes()
+            self.next_nodes_read = now + self.config.heartbeat
+        if now >= self.next_stale_check:
+            self._release_stale()
+            # an idle node looks every poll, so a dead holder on this host is replaced at once
+            self.next_stale_check = now + (self.config.heartbeat if self.state == "busy" else self.config.poll)
+
+    def _write_node(self, force: bool = False, stopped: bool = False) -> None:
+        held = self.held
+        info = held.info if held else None
+        render = self.render
+        record = NodeRecord(
+            name=self.name,
+            host=self.config.host,
+            pid=self.pid,
+            pid_started=self.started,
+            started=fmt.format_time(datetime.fromtimestamp(self.started, UTC)),
+            heartbeat=now_text(),
+            state=self.state,
+            chunk=held.chunk_id if held else None,
+            job=info.job if info else None,
+            frames=str(info.frames) if info and info.frames else None,
+            progress=self.progress if held else None,
+            render_pid=render.pid if render else None,
+            render_started=render.started if render else None,
+            capabilities=dict(self.config.capabilities),
+            tags=list(self.config.tags),
+            chunks_done=self.chunks_done,
+            chunks_failed=self.chunks_failed,
+            poll=self.config.poll,
+            stopped_at=now_text() if stopped else None,
+            **system_figures(),
+        )
+        self.spool.write_node(record)
+        now = time.monotonic()
+        self.last_node_write = now
+        self.next_node_write = now + self.config.heartbeat
+        self.node_dirty = False
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.node_dirty = True
+
+    def _read_nodes(self) -> None:
+        """The capabilities of the other live nodes, to leave them the chunks this node failed."""
+        now = time.time()
+        self.other_nodes = {
+            record.name: record.capabilities
+            for record in self.spool.list_nodes()
+            if record.name != self.name and node_state(record, now, self._pid_check) != "offline"
+        }
+
+    def _pid_check(self, record: NodeRecord) -> bool | None:
+        """Whether a node's daemon runs, where this host can tell (same host); None elsewhere."""
+        return alive(record.pid, record.pid_started) if record.host == self.config.host else None
+
+    def _release_stale(self) -> None:
+        """Take back chunks whose holder died: a dead pid on this host at once, elsewhere after the lease."""
+        self.running_cache = self.spool.scan(self.spool.running, self.running_cache)
+        found_dead_here = False
+        for name, entry in self.running_cache.items():
+            if entry.info is None or not self._is_stale(entry):
+                continue
+            status = self.spool.release_stale(name, self._is_stale, self._lost_attempt)
+            if status is not None:
+                claim = entry.info.claim
+                holder = claim.node if claim else "unknown node"
+                log.warning("took back %s from %s (%s): %s", name, holder, self._lost_attempt(entry).error, status)
+                found_dead_here = found_dead_here or (claim is not None and claim.host == self.config.host)
+        if found_dead_here:
+            self._kill_orphans()
+
+    def _is_stale(self, entry: Entry) -> bool:
+        info = entry.info
+        if info is None:
+            return False
+        claim = info.claim
+        if claim is None:  # moved here but never stamped: its claimer died mid-claim
+            return time.time() - entry.mtime > self.config.lease
+        if claim.node == self.name and claim.pid == self.pid:
+            return False
+        if claim.host == self.config.host:
+            return not alive(claim.pid, claim.pid_started)
+        beat = fmt.parse_time(claim.heartbeat) or entry.mtime
+        return time.time() - beat > self.config.lease
+
+    def _lost_attempt(self, entry: Entry) -> Attempt:
+        claim = entry.info.claim if entry.info else None
+        if claim is None:
+            return Attempt(node="unknown", error="claimed but never started", at=now_text())
+        if claim.host == self.config.host and not alive(claim.pid, claim.pid_started):
+            error = f"renderd (pid {claim.pid}) died"
+        else:
+            age = time.time() - (fmt.parse_time(claim.heartbeat) or entry.mtime)
+            error = f"node lost: no heartbeat for {age:.0f} s"
+        return Attempt(node=claim.node, error=error, log=entry.info.log if entry.info else None, at=now_text())
+
+    def _kill_orphans(self) -> None:
+        for process in find_orphans(self.spool_id, self.config.host, alive):
+            with contextlib.suppress(psutil.Error):
+                log.warning("killing orphaned render pid %d (%s)", process.pid, " ".join(process.cmdline())[:120])
+                kill_tree(process.pid, process.create_time(), grace=self.config.grace)
+
+    # ---- choosing work ----------------------------------------------------------------------------
+
+    def _next_chunk(self) -> Held | None:
+        if self._sweep_due():
+            self._sweep()
+        while self.cursor < len(self.candidates):
+            candidate = self.candidates[self.cursor]
+            self.cursor += 1
+            try:
+                held = self.spool.claim(candidate.name, self._make_claim, self._still_wanted)
+            except OSError as error:  # a lock timeout or an I/O error on one file must not stop the node
+                log.error("could not claim %s: %s", candidate.name, error)
+                continue
+            if held is not None:
+                return held
+        return None
+
+    def _sweep_due(self) -> bool:
+        now = time.monotonic()
+        since = now - self.last_sweep
+        if since >= max(self.config.poll, self.sweep_cost / self.config.sweep_budget):
+            return True  # the periodic rescan: catches in-place edits, rate-limited for huge queues
+        if self.cursor < len(self.candidates):
+            return False  # keep walking the listing we have
+        changed = self.spool.folder_mtime(self.spool.queue) != self.queue_mtime
+        return changed and since >= self.sweep_cost / (4 * self.config.sweep_budget)
+
+    def _sweep(self) -> None:
+        """Re-list the queue, parsing only changed files, and order what this node can run."""
+        started = time.process_time()
+        self.queue_mtime = self.spool.folder_mtime(self.spool.queue)
+        previous = self.queue_cache
+        self.queue_cache = self.spool.scan(self.spool.queue, previous)
+        reparsed = any(previous.get(name) is not entry for name, entry in self.queue_cache.items())
+        self._read_jobs()
+        candidates = []
+        fresh_cache = {}
+        for name, entry in self.queue_cache.items():
+            if entry.info is None:
+                self._report_invalid(entry)
+                continue
+            cached = self.candidate_cache.get(name)
+            if cached is not None and cached[0] is entry:
+                candidate = cached[1]
+            else:
+                submitted = self.job_submitted.get(entry.info.job or "") or fmt.parse_time(entry.info.submitted)
+                candidate = Candidate.from_info(name, entry.info, submitted or entry.mtime)
+            fresh_cache[name] = (entry, candidate)
+            candidates.append(candidate)
+        self.candidate_cache = fresh_cache
+        self.candidates = runnable(
+            candidates, self.name, self.config.capabilities, self.held_jobs, self.other_nodes
+        )
+        self.cursor = 0
+        self.last_sweep = time.monotonic()
+        if not reparsed:  # the steady cost of a look, without the one-off parsing of new or edited files
+            self.sweep_cost = time.process_time() - started
+
+    def _read_jobs(self) -> None:
+        self.job_cache = self.spool.scan_jobs(self.job_cache)
+        jobs = [job for _sig, job in self.job_cache.values() if job is not None]
+        self.held_jobs = frozenset(job.id for job in jobs if job.status in ("paused", "cancelled"))
+        self.job_submitted = {job.id: fmt.parse_time(job.submitted) or 0.0 for job in jobs}
+
+    def _report_invalid(self, entry: Entry) -> None:
+        key = (entry.name, entry.sig)
+        if key not in self.reported:
+            self.reported.add(key)
+            log.warning("skipping %s", entry.error)
+
+    def _still_wanted(self, info: InfoFile) -> bool:
+        return info.status != "paused" and (info.job is None or info.job not in self.held_jobs) and all(
+            req.satisfied_by(self.config.capabilities) for req in info.requires
+        )
+
+    def _make_claim(self, info: InfoFile) -> Claim:
+        now = now_text()
+        return Claim(node=self.name, host=self.config.host, pid=self.pid, pid_started=self.started,
+                     claimed_at=now, heartbeat=now)
+
+    def _nothing_left(self) -> bool:
+        """Nothing queued that this node could ever take, and nothing running that could come back."""
+        self._sweep()
+        if any(True for _ in runnable(self.candidate_values(), self.name, self.config.capabilities, self.held_jobs)):
+            return False
+        return not self.spool.scan(self.spool.running, self.running_cache)
+
+    def candidate_values(self) -> list[Candidate]:
+        return [candidate for _entry, candidate in self.candidate_cache.values()]
+
+    # ---- running a chunk ---------------------------------------------------------------------------
+
+    def _run_chunk(self, held: Held) -> None:
+        self.held = held
+        self.progress = None
+        self._set_state("busy")
+        info = held.info
+        frames = f" frames {info.frames}" if info.frames else ""
+        log.info("running %s%s (attempt %d of %d)", held.chunk_id, frames, info.attempts, info.max_attempts)
+        log_path, log_fd = self.spool.open_log(held, self.name)
+        held.info = held.info.with_changes(log=log_path)  # written with the first heartbeat
+        started_at = time.monotonic()
+        try:
+            outcome = self._attempt(held, log_path, log_fd)
+        finally:
+            os.close(log_fd)
+            self.render = None
+        seconds = time.monotonic() - started_at
+        self._record(held, outcome, log_path, seconds)
+        self.held = None
+        self.progress = None
+        self._set_state("idle")
+
+    def _attempt(self, held: Held, log_path: str, log_fd: int) -> Outcome:
+        runner = runner_for(held.info)
+        env = self._environment(held, log_path)
+        deadline = time.monotonic() + held.info.timeout if held.info.timeout else math.inf
+        # the first beat comes soon, so a long render's pid and log are on record within a second,
+        # while chunks shorter than that never pay for the extra write
+        next_beat = time.monotonic() + min(1.0, self.config.heartbeat)
+        for argv in runner.commands(held.info):
+            os.write(log_fd, f"renderd: {now_text()} node {self.name}: {shlex.join(argv)}\n".encode())
+            try:
+                self.render = RenderProcess(argv, cwd=str(self.spool.root), env=env)
+            except StartError as error:
+                os.write(log_fd, f"renderd: {error}\n".encode())
+                return Outcome("failed", str(error))
+            outcome, next_beat = self._watch(held, runner, log_fd, deadline, next_beat)
+            if outcome is not None:
+                return outcome
+        problem = runner.check(held.info)
+        if problem:
+            os.write(log_fd, f"renderd: check failed: {problem}\n".encode())
+            return Outcome("failed", problem)
+        return Outcome("done")
+
+    def _watch(
+        self, held: Held, runner: Runner, log_fd: int, deadline: float, next_beat: float
+    ) -> tuple[Outcome | None, float]:
+        """Stream one process's output until it exits; the outcome if the attempt ends here, else None."""
+        render = self.render
+        assert render is not None
+        stopping: Outcome | None = None
+        kill_at = math.inf
+        pending = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.wake_r, selectors.EVENT_READ)
+            selector.register(render.fileno(), selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                wait = min(0.5, next_beat - now, deadline - now, kill_at - now)
+                if not render.eof:
+                    selector.select(timeout=max(0.0, wait))
+                else:
+                    self._wait(min(max(0.0, wait), 0.05))
+                self._drain_wakeups()
+                data = render.read()
+                if data:
+                    os.write(log_fd, data)
+                    pending = self._parse_progress(runner, pending + data)
+                if render.eof and render.fileno() in selector.get_map():
+                    selector.unregister(render.fileno())
+                if render.poll() is not None:
+                    os.write(log_fd, render.read())
+                    code = render.finish()
+                    if stopping is not None:
+                        return stopping, next_beat
+                    if code != 0:
+                        return Outcome("failed", _exit_text(code)), next_beat
+                    return None, next_beat
+                now = time.monotonic()
+                if self.signals and stopping is None:
+                    stopping = Outcome("stopped", "node stopped")
+                    render.terminate()
+                    kill_at = now + self.config.grace
+                if self.signals > 1 or now >= kill_at:
+                    render.kill()
+                    kill_at = math.inf
+                if stopping is None and now >= deadline:
+                    stopping = Outcome("failed", f"timed out after {held.info.timeout:g} s")
+                    os.write(log_fd, f"\nrenderd: {stopping.error}: stopping it\n".encode())
+                    render.terminate()
+                    kill_at = now + self.config.grace
+                if now >= next_beat or self.node_dirty:
+                    if now >= next_beat:
+                        next_beat = now + self.config.heartbeat
+                        result = self._heartbeat(held)
+                        if result in ("cancelled", "lost") and stopping is None:
+                            why = "its info file was deleted" if result == "cancelled" else "another node took it over"
+                            os.write(log_fd, f"\nrenderd: stopping: {why}\n".encode())
+                            stopping = Outcome(result, why)
+                            render.terminate()
+                            kill_at = now + self.config.grace
+                    self._maintenance()
+
+    def _parse_progress(self, runner: Runner, data: bytes) -> bytes:
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            text = runner.progress(line.decode("utf-8", "replace"))
+            if text:
+                self.progress = text
+                self.node_dirty = True
+        return rest[-4096:]
+
+    def _heartbeat(self, held: Held) -> str:
+        claim = held.info.claim
+        assert claim is not None
+        render = self.render
+        updated = Claim(
+            node=claim.node, host=claim.host, pid=claim.pid, pid_started=claim.pid_started,
+            claimed_at=claim.claimed_at, heartbeat=now_text(),
+            render_pid=render.pid if render else None, render_started=render.started if render else None,
+            progress=self.progress,
+        )
+        try:
+            return self.spool.update_held(held, updated)
+        except OSError as error:  # a full disk or a lost share must not kill the render; retry next beat
+            log.error("heartbeat for %s failed: %s", held.name, error)
+            return "ok"
+
+    def _environment(self, held: Held, log_path: str) -> dict[str, str]:
+        info = held.info
+        env = dict(os.environ)
+        env.update({
+            "RENDERD_SPOOL": self.spool_id,
+            "RENDERD_NODE": self.name,
+            "RENDERD_HOST": self.config.host,
+            "RENDERD_DAEMON_PID": str(self.pid),
+            "RENDERD_DAEMON_STARTED": repr(self.started),
+            "RENDERD_CHUNK": held.chunk_id,
+            "RENDERD_JOB": info.job or "",
+            "RENDERD_FRAMES": str(info.frames) if info.frames else "",
+            "RENDERD_LOG": str(self.spool.root / log_path),
+        })
+        return env
+
+    def _record(self, held: Held, outcome: Outcome, log_path: str, seconds: float) -> None:
+        name = held.chunk_id
+        try:
+            if outcome.kind == "done":
+                completion = Completion(
+                    chunk=name, node=self.name, host=self.config.host, finished=now_text(), seconds=round(seconds, 3),
+                    job=held.info.job, frames=str(held.info.frames) if held.info.frames else None, log=log_path,
+                    attempts=held.info.attempts,
+                )
+                if self.spool.complete(held, completion):
+                    self.chunks_done += 1
+                    log.info("done %s in %.1f s", name, seconds)
+                else:
+                    log.warning("finished %s, but it was cancelled or taken over meanwhile", name)
+            elif outcome.kind == "failed":
+                self.chunks_failed += 1
+                attempt = Attempt(node=self.name, error=outcome.error or "failed", log=log_path, at=now_text())
+                status = self.spool.fail(held, attempt)
+                log.warning("failed %s: %s (log %s) -> %s", name, outcome.error, log_path, status)
+            elif outcome.kind == "stopped":
+                status = self.spool.requeue(held)
+                log.info("stopped %s -> %s", name, status)
+            else:
+                log.warning("dropped %s: %s", name, outcome.error)
+        except (OSError, InfoFileError) as error:
+            # The lease will bring the chunk back; losing the node over one file would be worse.
+            log.error("could not record %s for %s: %s", outcome.kind, name, error)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"

@@ -1,0 +1,82 @@
+"""`renderd`: the daemon's command line. Parses options once into a frozen config and runs the loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import socket
+import sys
+from pathlib import Path
+
+from renderd.daemon import Daemon, DaemonConfig
+from renderd.errors import SpoolError
+from renderd.infofiles.spool import Spool, default_spool
+from renderd.node import detect_capabilities
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="renderd", description="Render farm daemon: takes chunks from the spool and runs them."
+    )
+    parser.add_argument("--spool", type=Path, help="the shared spool folder (default: $RENDERD_SPOOL, else per user)")
+    parser.add_argument("--name", help="node name (default: host name); lets several daemons share a host")
+    parser.add_argument("--host", help="host name recorded in the spool (default: this machine's)")
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the queue (default 0.5)")
+    parser.add_argument("--lease", type=float, default=60.0,
+                        help="seconds without a heartbeat before another host takes a chunk back (default 60)")
+    parser.add_argument("--tags", default="", help="comma-separated tags this node offers as capabilities")
+    parser.add_argument("--exit-when-idle", action="store_true", help="exit once nothing in the spool is runnable here")
+    parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default 5)")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds a stopped render gets between SIGTERM and SIGKILL (default 10)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    host = args.host or socket.gethostname()
+    name = args.name or host.split(".")[0]
+    problems = []
+    if not NAME_RE.match(name):
+        problems.append(f"--name: {name!r} is not a usable node name (letters, digits, '.', '_', '-')")
+    if args.poll <= 0 or args.lease <= 0 or args.heartbeat <= 0 or args.grace < 0:
+        problems.append("--poll, --lease and --heartbeat must be positive, --grace zero or more")
+    if args.heartbeat * 2 > args.lease:
+        problems.append(f"--lease {args.lease:g} must be at least twice --heartbeat {args.heartbeat:g}")
+    if problems:
+        for problem in problems:
+            print(f"renderd: {problem}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format=f"%(asctime)s {name} %(levelname)s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    tags = tuple(tag.strip() for tag in args.tags.split(",") if tag.strip())
+    try:
+        spool = Spool(args.spool or default_spool()).ensure()
+    except SpoolError as error:
+        print(f"renderd: {error}", file=sys.stderr)
+        return 2
+    config = DaemonConfig(
+        spool=spool.root,
+        name=name,
+        host=host,
+        poll=args.poll,
+        lease=args.lease,
+        tags=tags,
+        exit_when_idle=args.exit_when_idle,
+        heartbeat=args.heartbeat,
+        grace=args.grace,
+        capabilities=detect_capabilities(list(tags)),
+    )
+    return Daemon(config, spool).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Info files and the spool: the farm's only state."""
