@@ -25,7 +25,7 @@ from renderd.errors import InfoFileError
 from renderd.infofiles import format as fmt
 from renderd.infofiles.format import Attempt, Claim, InfoFile
 from renderd.infofiles.records import Completion, Job, NodeRecord
-from renderd.infofiles.spool import Entry, Held, Signature, Spool, now_text
+from renderd.infofiles.spool import LOOSE, Entry, Held, Signature, Spool, now_text
 from renderd.node import system_figures
 from renderd.runner import Runner, runner_for
 from renderd.runner.process import RenderProcess, StartError, alive, find_orphans, kill_tree
@@ -395,7 +395,11 @@ class Daemon:
         # the first beat comes soon, so a long render's pid and log are on record within a second,
         # while chunks shorter than that never pay for the extra write
         next_beat = time.monotonic() + min(1.0, self.config.heartbeat)
-        for argv in runner.commands(held.info):
+        job = held.info.job or LOOSE
+        places = {"job": job, "spool": str(self.spool.root), "output": str(self.spool.output / job)}
+        if any("{output}" in arg for arg in held.info.argv):
+            (self.spool.output / job).mkdir(parents=True, exist_ok=True)
+        for argv in runner.commands(held.info, places):
             os.write(log_fd, f"renderd: {now_text()} node {self.name}: {shlex.join(argv)}\n".encode())
             try:
                 self.render = RenderProcess(argv, cwd=str(self.spool.root), env=env)

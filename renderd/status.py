@@ -156,6 +156,7 @@ def summarize_jobs(
         if info.error:
             row.errors.append(f"{name.removesuffix('.yaml')}: {info.error} (log {info.log})")
     per_frame_seconds: list[float] = []
+    last_finished: dict[str, float] = {}
     for job_id, records in completions.items():
         row = by_job.get(job_id)
         if row is None:
@@ -167,6 +168,7 @@ def summarize_jobs(
             count = len(FrameRange.parse(record.frames)) if record.frames else 1
             row.done += count
             per_frame_seconds.append(record.seconds / max(1, count))
+            last_finished[job_id] = max(last_finished.get(job_id, 0.0), parse_time(record.finished) or 0.0)
     average = sum(per_frame_seconds) / len(per_frame_seconds) if per_frame_seconds else None
     for job in jobs:
         row = by_job[job.id]
@@ -174,7 +176,8 @@ def summarize_jobs(
         row.status = _job_status(job, row)
         row.waiting = reasons.get(row.id) if row.status == "queued" else None
         submitted = parse_time(job.submitted)
-        row.elapsed = None if submitted is None else max(0.0, now - submitted)
+        until = last_finished.get(job.id, now) if row.status == "done" else now
+        row.elapsed = None if submitted is None else max(0.0, until - submitted)
         remaining = row.running + row.queued
         if average is not None and remaining and row.status in ("running", "queued"):
             row.eta = remaining * average / max(1, len(row.progress))

@@ -511,17 +511,22 @@ def parse_time(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def expand(argv: list[str], frames: FrameRange | None, frame: int | None = None) -> list[str]:
-    """Substitute the frame placeholders in each argument (after splitting, so no quoting issues)."""
-    if frames is None:
-        return list(argv)
-    values = {
-        "{start}": str(frames.start),
-        "{end}": str(frames.last),
-        "{frame}": str(frames.start if frame is None else frame),
-        "{frames}": ",".join(str(f) for f in frames.frames),
-        "{step}": str(frames.step),
-    }
+def expand(
+    argv: list[str], frames: FrameRange | None, frame: int | None = None, places: dict[str, str] | None = None
+) -> list[str]:
+    """Substitute the placeholders in each argument (after splitting, so no quoting issues).
+
+    `places` fills `{job}`, `{spool}` and `{output}`, which each node resolves for its own mount of the spool.
+    """
+    values = {f"{{{key}}}": value for key, value in (places or {}).items()}
+    if frames is not None:
+        values.update({
+            "{start}": str(frames.start),
+            "{end}": str(frames.last),
+            "{frame}": str(frames.start if frame is None else frame),
+            "{frames}": ",".join(str(f) for f in frames.frames),
+            "{step}": str(frames.step),
+        })
     expanded = []
     for arg in argv:
         for token, value in values.items():

@@ -44,6 +44,7 @@ STATE_DIRS = ("queue", "running", "failed")
 LOCK_BUCKETS = 64
 LOCK_TIMEOUT = 30.0
 TEMP_MARK = ".tmp-"
+LOOSE = "_loose"  # the done/ and logs/ folder of info files that belong to no job
 
 Signature = tuple[int, int, int]  # inode, mtime_ns, size: changes whenever anyone rewrites the file
 
@@ -255,7 +256,6 @@ class Spool:
         both got here (hosts whose locks do not meet), only one rename succeeds.
         """
         source = self.queue / name
-        target = self.running / name
         if not os.path.lexists(source):  # cheap skip for files other nodes already took
             return None
         try:
@@ -341,7 +341,7 @@ class Spool:
             return True
 
     def _write_completion(self, completion: Completion) -> None:
-        folder = self.done / (completion.job or "_loose")
+        folder = self.done / (completion.job or LOOSE)
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / f"{completion.chunk}.yaml", dump_record(completion))
 
@@ -465,7 +465,7 @@ class Spool:
         return jobs, problems
 
     def completions(self) -> dict[str, list[Completion]]:
-        """Completion records by job id ('_loose' for chunks that had none)."""
+        """Completion records by job id (LOOSE for chunks that had none)."""
         result: dict[str, list[Completion]] = {}
         if not self.done.is_dir():
             return result
@@ -479,7 +479,7 @@ class Spool:
 
     def open_log(self, held: Held, node: str) -> tuple[str, int]:
         """Create the log for this attempt; returns its path relative to the spool and an open descriptor."""
-        folder = held.info.job or "_loose"
+        folder = held.info.job or LOOSE
         directory = self.logs / folder
         directory.mkdir(parents=True, exist_ok=True)
         relative = f"logs/{folder}/{held.chunk_id}.{held.info.attempts}.{node}.log"

@@ -2,7 +2,7 @@
 
 A runner is small and pure apart from `check`, which may look at the files a chunk wrote:
 
-    commands(info)  -> the argv lists to run, in order
+    commands(info, places) -> the argv lists to run, in order (`places`: job, spool and output paths)
     progress(line)  -> a short progress text parsed from one output line, or None
     check(info)     -> why a run that exited 0 still failed, or None
 
@@ -19,7 +19,7 @@ from renderd.infofiles.format import InfoFile
 class Runner(Protocol):
     name: str
 
-    def commands(self, info: InfoFile) -> list[list[str]]: ...
+    def commands(self, info: InfoFile, places: dict[str, str]) -> list[list[str]]: ...
 
     def progress(self, line: str) -> str | None: ...
 
