@@ -104,19 +104,28 @@ class Daemon:
         try:
             self._start()
             while not self.signals:
-                self._maintenance()
-                held = self._next_chunk()
-                if held is not None:
-                    self._run_chunk(held)
-                    continue
-                if self.config.exit_when_idle and self._nothing_left():
-                    log.info("nothing left that this node can run: exiting")
-                    break
-                self._wait(self.config.poll)
+                try:
+                    if self._step() == "exit":
+                        break
+                except Exception:  # noqa: BLE001 - the loop boundary: one bad moment must not take the node down
+                    log.exception("unexpected error; carrying on")
+                    self._wait(max(1.0, self.config.poll))
         finally:
             self._shutdown()
             self._restore_signals(previous)
         return 0
+
+    def _step(self) -> str:
+        self._maintenance()
+        held = self._next_chunk()
+        if held is not None:
+            self._run_chunk(held)
+            return "ran"
+        if self.config.exit_when_idle and self._nothing_left():
+            log.info("nothing left that this node can run: exiting")
+            return "exit"
+        self._wait(self.config.poll)
+        return "waited"
 
     def _install_signals(self) -> dict[int, object]:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
@@ -142,13 +151,13 @@ class Daemon:
                  self.spool.root, caps)
         self.spool.remove_stale_temps()
         self._kill_orphans()
-        self._write_node(force=True)
+        self._write_node()
 
     def _shutdown(self) -> None:
         self.state = "offline"
         self.held = None
         try:
-            self._write_node(force=True, stopped=True)
+            self._write_node(stopped=True)
         except OSError as error:
             log.error("could not deregister: %s", error)
         log.info("stopped")
@@ -167,18 +176,27 @@ class Daemon:
     # ---- periodic work ---------------------------------------------------------------------------
 
     def _maintenance(self) -> None:
-        now = time.monotonic()
-        if now >= self.next_node_write or (self.node_dirty and now - self.last_node_write >= 1.0):
-            self._write_node()
-        if now >= self.next_nodes_read:
-            self._read_nodes()
-            self.next_nodes_read = now + self.config.heartbeat
-        if now >= self.next_stale_check:
-            self._release_stale()
-            # an idle node looks every poll, so a dead holder on this host is replaced at once
-            self.next_stale_check = now + (self.config.heartbeat if self.state == "busy" else self.config.poll)
+        """Node heartbeat, the list of live nodes, and taking back chunks of dead holders, each when due.
 
-    def _write_node(self, force: bool = False, stopped: bool = False) -> None:
+        An I/O error here (a share that went away, a full disk) is logged and retried when next due:
+        it must neither stop the node nor the render it is running.
+        """
+        now = time.monotonic()
+        try:
+            if now >= self.next_node_write or (self.node_dirty and now - self.last_node_write >= 1.0):
+                self.next_node_write = now + self.config.heartbeat
+                self._write_node()
+            if now >= self.next_nodes_read:
+                self.next_nodes_read = now + self.config.heartbeat
+                self._read_nodes()
+            if now >= self.next_stale_check:
+                # an idle node looks every poll, so a dead holder on this host is replaced at once
+                self.next_stale_check = now + (self.config.heartbeat if self.state == "busy" else self.config.poll)
+                self._release_stale()
+        except OSError as error:
+            log.error("spool maintenance failed: %s", error)
+
+    def _write_node(self, stopped: bool = False) -> None:
         held = self.held
         info = held.info if held else None
         render = self.render
@@ -374,13 +392,21 @@ class Daemon:
         info = held.info
         frames = f" frames {info.frames}" if info.frames else ""
         log.info("running %s%s (attempt %d of %d)", held.chunk_id, frames, info.attempts, info.max_attempts)
-        log_path, log_fd = self.spool.open_log(held, self.name)
-        held.info = held.info.with_changes(log=log_path)  # written with the first heartbeat
         started_at = time.monotonic()
+        log_path, log_fd = "", -1
         try:
+            log_path, log_fd = self.spool.open_log(held, self.name)
+            held.info = held.info.with_changes(log=log_path)  # written with the first heartbeat
             outcome = self._attempt(held, log_path, log_fd)
+        except Exception as error:  # noqa: BLE001 - whatever broke, the chunk must not stay stuck in running/
+            log.exception("error while running %s", held.chunk_id)
+            if self.render is not None and self.render.poll() is None:
+                self.render.kill()
+                self.render.finish()
+            outcome = Outcome("failed", f"renderd error: {error}")
         finally:
-            os.close(log_fd)
+            if log_fd >= 0:
+                os.close(log_fd)
             self.render = None
         seconds = time.monotonic() - started_at
         self._record(held, outcome, log_path, seconds)
