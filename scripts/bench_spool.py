@@ -15,7 +15,9 @@ What it measures, each on a fresh spool in a temporary folder (removed at the en
    command starting, with 4 idle daemons at the default poll (0.5 s): the command writes `date +%s.%N`
    to a file, and the latency is that time minus the time just before the rename.
 3. One idle daemon beside 10,000 queued info files it cannot take (`requires: [nonexistent-capability]`):
-   after its start and first scan, its CPU percent of one core over 30 s and its resident memory.
+   after its start and first scan, its CPU percent of one core over 30 s and its resident memory; then
+   three runnable files dropped 1 s apart beside them, timed as in 2 (beside a large queue a new file
+   waits for the daemon's rate-limited rescan, so this shows what that limit costs in latency).
 4. Peers doing the same work with the same number of worker processes: the `dirq` directory queue
    (QueueSimple, each worker loops over the queue, locks, runs `true`, removes) and `huey` with its
    SQLite storage (process workers, polling between 0.1 s and 0.5 s). Their clock runs from the first
@@ -27,7 +29,8 @@ Run from the repository (renderd installed, e.g. `pip install -e '.[bench]'` for
 
     python scripts/bench_spool.py [--quick] [--json out.json]
 
-The default run takes about ten minutes on two cores; --quick runs smaller cases in about two.
+The default run takes two to three minutes on two cores, --quick about one. Figures from one run to the next
+on a shared two-core machine vary by tens of percent: compare runs made back to back.
 """
 
 from __future__ import annotations
@@ -92,13 +95,14 @@ class Sizes:
     idle_files: int
     idle_settle: float
     idle_window: float
+    idle_drops: int  # runnable files dropped beside the unrunnable ones afterwards, for their latency
     peer_workers: tuple[int, ...]
     peer_tasks: int
     true_loop: int
 
 
-FULL = Sizes(((1, 600), (4, 2000), (16, 2000)), (16, 1000), 20, 10_000, 5.0, 30.0, (4, 16), 2000, 1000)
-QUICK = Sizes(((1, 100), (4, 300), (16, 300)), (16, 200), 5, 2000, 3.0, 5.0, (4, 16), 300, 200)
+FULL = Sizes(((1, 600), (4, 2000), (16, 2000)), (16, 1000), 20, 10_000, 5.0, 30.0, 3, (4, 16), 2000, 1000)
+QUICK = Sizes(((1, 100), (4, 300), (16, 300)), (16, 200), 5, 2000, 3.0, 5.0, 2, (4, 16), 300, 200)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
@@ -136,6 +140,16 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def check_failed(spool: Path) -> None:
+    """BenchError when a chunk used up its attempts: its completion record will never come."""
+    with contextlib.suppress(FileNotFoundError), os.scandir(spool / "failed") as entries:
+        for entry in entries:
+            if entry.name.endswith(".yaml") and not entry.name.startswith("."):
+                text = Path(entry.path).read_text(errors="replace")
+                error = next((line for line in text.splitlines() if line.startswith("error:")), "error: unknown")
+                raise BenchError(f"chunk {entry.name} failed for good: {error}")
 
 
 def cpu_seconds(times: Any) -> float:
@@ -222,9 +236,6 @@ class Daemons:
             children += times.children_user + times.children_system
         return own, children
 
-    def rss(self) -> int:
-        return sum(psutil.Process(p.pid).memory_info().rss for p in self.procs.values())
-
     def stop(self) -> None:
         for process in self.procs.values():
             if process.poll() is None:
@@ -279,9 +290,11 @@ def run_chunks(work: Path, cache: Path, daemons: int, chunks: int, record_runs: 
         job = render_add(spool, cache, command, chunks)
         added = time.perf_counter() - started
         done = spool / "done" / job
+        done_at_add = count_yaml(done)
 
         def finished() -> bool:
             group.check_alive()
+            check_failed(spool)
             return count_yaml(done) >= chunks
 
         wait_for(f"{chunks} completion records in {done}", finished, interval=0.02)
@@ -296,7 +309,8 @@ def run_chunks(work: Path, cache: Path, daemons: int, chunks: int, record_runs: 
                              if line.startswith("attempts:")), False)
     result: dict[str, Any] = {
         "daemons": daemons, "chunks": chunks, "command": command, "seconds": wall, "add_seconds": added,
-        "chunks_per_second": chunks / wall,
+        "chunks_per_second": chunks / wall, "done_when_add_returned": done_at_add,
+        "chunks_per_second_after_add": (chunks - done_at_add) / (wall - added) if wall > added else None,
         "daemon_cpu_ms_per_chunk": 1000 * (own_after - own_before) / chunks,
         "children_cpu_ms_per_chunk": 1000 * (children_after - children_before) / chunks,
         "attempt_logs": logs, "retried_records": retried,
@@ -317,49 +331,53 @@ def run_chunks(work: Path, cache: Path, daemons: int, chunks: int, record_runs: 
 # ---- 2. latency -------------------------------------------------------------------------------------------
 
 
+def drop_and_time(group: Daemons, label: str, limit: float = 60.0) -> float:
+    """Drop one info file into the queue atomically; seconds from the rename to its command starting."""
+    spool = group.spool
+    starts = spool / "starts"
+    starts.mkdir(exist_ok=True)
+    out = starts / f"{label}.txt"
+    info = {"command": ["sh", "-c", f"date +%s.%N > {shlex.quote(str(out))}"]}
+    temp = spool / "queue" / f".{label}.yaml.part"
+    temp.write_text(json.dumps(info) + "\n")  # JSON is YAML
+    dropped = time.time()
+    os.rename(temp, spool / "queue" / f"{label}.yaml")
+
+    def started() -> bool:
+        group.check_alive()
+        check_failed(spool)
+        return out.exists() and out.read_text().endswith("\n")  # the whole timestamp is written
+
+    wait_for(f"the command of dropped info file {label}.yaml to start", started, limit=limit, interval=0.005)
+    return float(out.read_text().strip()) - dropped
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {"median": statistics.median(ordered), "p90": ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)],
+            "max": ordered[-1], "min": ordered[0]}
+
+
 def drop_latency(work: Path, cache: Path, drops: int, daemons: int = 4, seed: int = 1) -> dict[str, Any]:
     spool = work / "spool-latency"
-    starts = spool / "starts"
-    starts.mkdir(parents=True)
     rng = random.Random(seed)
     latencies: list[float] = []
     with Daemons(spool, cache, work / "logs-latency") as group:
         group.start(daemons)
         group.wait_registered()
         time.sleep(1.0)  # let every daemon settle into its idle polling
-        queue = spool / "queue"
         for index in range(drops):
-            out = starts / f"{index:03d}.txt"
-            info = {"command": ["sh", "-c", f"date +%s.%N > {shlex.quote(str(out))}"]}
-            temp = queue / f".lat-{index:03d}.yaml.part"
-            temp.write_text(json.dumps(info) + "\n")  # JSON is YAML
-            dropped = time.time()
-            os.rename(temp, queue / f"lat-{index:03d}.yaml")
-
-            def started(out: Path = out) -> bool:
-                group.check_alive()
-                return out.exists() and out.stat().st_size > 0
-
-            wait_for(f"the command of dropped info file {index} to start", started, limit=60.0, interval=0.005)
-            with contextlib.suppress(FileNotFoundError):
-                # the command may still be writing: give it a moment to finish its one line
-                wait_for("a whole timestamp", lambda out=out: out.read_text().endswith("\n"), limit=5.0, interval=0.005)
-            latencies.append(float(out.read_text().strip()) - dropped)
+            latencies.append(drop_and_time(group, f"lat-{index:03d}"))
             time.sleep(rng.uniform(0.0, 1.0))
         loose = spool / "done" / "_loose"
         wait_for("the last dropped chunks to finish", lambda: count_yaml(loose) >= drops, limit=60.0)
-    ordered = sorted(latencies)
-    return {
-        "daemons": daemons, "drops": drops, "poll": 0.5, "latencies": latencies,
-        "median": statistics.median(ordered), "p90": ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)],
-        "max": ordered[-1], "min": ordered[0],
-    }
+    return {"daemons": daemons, "drops": drops, "poll": 0.5, "latencies": latencies, **summary(latencies)}
 
 
 # ---- 3. idle daemon beside unrunnable files -------------------------------------------------------------
 
 
-def idle_cost(work: Path, cache: Path, files: int, settle: float, window: float) -> dict[str, Any]:
+def idle_cost(work: Path, cache: Path, files: int, settle: float, window: float, drops: int) -> dict[str, Any]:
     spool = work / "spool-idle"
     queue = spool / "queue"
     queue.mkdir(parents=True)
@@ -388,7 +406,13 @@ def idle_cost(work: Path, cache: Path, files: int, settle: float, window: float)
         after = cpu_seconds(process.cpu_times())
         rss = process.memory_info().rss
         still_queued = count_yaml(queue)
+        # beside that many files a new runnable one waits for the daemon's rate-limited rescan
+        latencies = []
+        for index in range(drops):
+            latencies.append(drop_and_time(group, f"runnable-{index:02d}", limit=WAIT_LIMIT))
+            time.sleep(1.0)
     return {
+        "drops": drops, "latencies": latencies, "latency": summary(latencies) if latencies else None,
         "files": files, "settle_seconds": settle, "window_seconds": wall, "registered_after": registered_after,
         "cpu_seconds_until_window": startup_cpu, "cpu_percent": 100 * (after - before) / wall,
         "rss_bytes": rss, "peak_rss_bytes": max(peak_rss, rss), "still_queued": still_queued,
@@ -532,6 +556,13 @@ def table(figures: dict[str, Any]) -> str:
         f"{idle['cpu_percent']:.1f}% CPU, {idle['rss_bytes'] / 2**20:.0f} MB RSS "
         f"(goals: < 1%, < 60 MB; {idle['cpu_seconds_until_window']:.1f} s CPU for start and first scan)",
     ))
+    if idle.get("latency"):
+        late = idle["latency"]
+        rows.append((
+            f"drop-to-start beside {idle['files']:,}",
+            f"min {late['min']:.2f} s, median {late['median']:.2f} s, max {late['max']:.2f} s "
+            f"({idle['drops']} drops 1 s apart, 1 idle daemon)",
+        ))
     renderd_rate = {case["daemons"]: case["chunks_per_second"] for case in figures["true_cases"]}
     for peer, label in (("dirq", "dirq"), ("huey", "huey sqlite")):
         for case in figures.get(peer, []):
@@ -561,23 +592,34 @@ def table(figures: dict[str, Any]) -> str:
         f"took {children} ms/chunk."
     )
     adds = ", ".join(f"{c['add_seconds']:.1f}" for c in figures["true_cases"])
-    lines.append(f"timed from the start of `render add` (which took {adds} s) to the last completion record; peers "
-                 f"from the first enqueue to the last task done.")
+    after = ", ".join("-" if c["chunks_per_second_after_add"] is None else f"{c['chunks_per_second_after_add']:.0f}"
+                      for c in figures["true_cases"])
+    load_start, load_end = (" ".join(f"{x:.2f}" for x in figures[key]) for key in ("load_at_start", "load_at_end"))
+    lines.append(f"load average (1, 5, 15 min) at start {load_start}, at end {load_end}; "
+                 f"total {figures['total_seconds']:.0f} s.")
+    lines.append(f"renderd timed from the start of `render add` (which took {adds} s) to the last completion record "
+                 f"(chunks/s once add had returned: {after}); peers from the first enqueue to the last task done.")
     return "\n".join(lines)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller cases, about two minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller cases, about a minute")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save every figure as JSON here")
     parser.add_argument("--skip-peers", action="store_true", help="do not measure dirq and huey")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally blocks stop every daemon
     sizes = QUICK if args.quick else FULL
     began = time.perf_counter()
     figures: dict[str, Any] = {
         "title": f"renderd spool benchmark ({os.cpu_count()} cores, {platform.system()} {platform.release()}, "
                  f"Python {platform.python_version()}{', quick' if args.quick else ''})",
         "sizes": sizes.__dict__,
+        "load_at_start": list(os.getloadavg()),
     }
 
     def say(text: str) -> None:
@@ -607,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"latency: {sizes.drops} drops into the queue of 4 idle daemons")
             figures["latency"] = drop_latency(work, cache, sizes.drops)
             say(f"idle: one daemon beside {sizes.idle_files} unrunnable files, {sizes.idle_window:.0f} s window")
-            figures["idle"] = idle_cost(work, cache, sizes.idle_files, sizes.idle_settle, sizes.idle_window)
+            figures["idle"] = idle_cost(work, cache, sizes.idle_files, sizes.idle_settle, sizes.idle_window,
+                                       sizes.idle_drops)
             if not args.skip_peers:
                 for peer, measure in (("dirq", dirq_throughput), ("huey", huey_throughput)):
                     figures[peer] = []
@@ -620,7 +663,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         print(f"bench_spool: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench_spool: interrupted; every daemon it started has been stopped", file=sys.stderr)
+        return 130
     figures["total_seconds"] = time.perf_counter() - began
+    figures["load_at_end"] = list(os.getloadavg())
     print(table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
