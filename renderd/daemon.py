@@ -29,7 +29,7 @@ from renderd.infofiles.spool import LOOSE, Entry, Held, Signature, Spool, now_te
 from renderd.node import system_figures
 from renderd.runner import Runner, runner_for
 from renderd.runner.process import RenderProcess, StartError, alive, find_orphans, kill_tree
-from renderd.scheduling import Candidate, runnable
+from renderd.scheduling import Candidate, can_run, runnable
 from renderd.status import node_state
 
 log = logging.getLogger("renderd")
@@ -75,11 +75,11 @@ class Daemon:
         self.chunks_failed = 0
         # queue scanning
         self.queue_cache: dict[str, Entry] = {}
-        self.candidate_cache: dict[str, tuple[Entry, Candidate]] = {}
+        self.candidate_cache: dict[str, tuple[Entry, Candidate, bool]] = {}
         self.candidates: list[Candidate] = []
         self.cursor = 0
         self.queue_mtime = -1
-        self.last_sweep = -math.inf
+        self.last_full_sweep = -math.inf
         self.sweep_cost = 0.0
         self.reported: set[tuple[str, object]] = set()
         self.job_cache: dict[str, tuple[Signature, Job | None]] = {}
@@ -92,6 +92,7 @@ class Daemon:
         self.last_node_write = -math.inf
         self.node_dirty = True
         self.next_stale_check = 0.0
+        self.last_idle_stale_check = -math.inf
         self.next_nodes_read = 0.0
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
@@ -124,6 +125,10 @@ class Daemon:
         if self.config.exit_when_idle and self._nothing_left():
             log.info("nothing left that this node can run: exiting")
             return "exit"
+        # with nothing to run, look for dead holders every poll, so a crash on this host is noticed at once
+        if time.monotonic() - self.last_idle_stale_check >= self.config.poll:
+            self.last_idle_stale_check = time.monotonic()
+            self._release_stale()
         self._wait(self.config.poll)
         return "waited"
 
@@ -190,8 +195,7 @@ class Daemon:
                 self.next_nodes_read = now + self.config.heartbeat
                 self._read_nodes()
             if now >= self.next_stale_check:
-                # an idle node looks every poll, so a dead holder on this host is replaced at once
-                self.next_stale_check = now + (self.config.heartbeat if self.state == "busy" else self.config.poll)
+                self.next_stale_check = now + self.config.heartbeat
                 self._release_stale()
         except OSError as error:
             log.error("spool maintenance failed: %s", error)
@@ -296,8 +300,9 @@ class Daemon:
     # ---- choosing work ----------------------------------------------------------------------------
 
     def _next_chunk(self) -> Held | None:
-        if self._sweep_due():
-            self._sweep()
+        due = self._sweep_due()
+        if due is not None:
+            self._sweep(full=due == "full")
         while self.cursor < len(self.candidates):
             candidate = self.candidates[self.cursor]
             self.cursor += 1
@@ -306,28 +311,39 @@ class Daemon:
             except OSError as error:  # a lock timeout or an I/O error on one file must not stop the node
                 log.error("could not claim %s: %s", candidate.name, error)
                 continue
-            if held is not None:
+            if isinstance(held, InfoFileError):  # only the full read at claim time splits the command
+                entry = self.queue_cache.get(candidate.name)
+                invalid = Entry(candidate.name, entry.sig if entry else None, 0.0, error=held)
+                self.queue_cache[candidate.name] = invalid
+                self._report_invalid(invalid)
+            elif held is not None:
+                self.queue_cache.pop(candidate.name, None)  # it left the queue; if it comes back, read it anew
                 return held
         return None
 
-    def _sweep_due(self) -> bool:
-        now = time.monotonic()
-        since = now - self.last_sweep
-        if since >= max(self.config.poll, self.sweep_cost / self.config.sweep_budget):
-            return True  # the periodic rescan: catches in-place edits, rate-limited for huge queues
-        if self.cursor < len(self.candidates):
-            return False  # keep walking the listing we have
-        changed = self.spool.folder_mtime(self.spool.queue) != self.queue_mtime
-        return changed and since >= self.sweep_cost / (4 * self.config.sweep_budget)
+    def _sweep_due(self) -> str | None:
+        """'full' for the periodic rescan, 'names' when the queue folder changed, else None (keep walking).
 
-    def _sweep(self) -> None:
-        """Re-list the queue, parsing only changed files, and order what this node can run."""
+        The full rescan stats every file, to see edits made in place; it comes every poll unless the queue
+        is so large that it would cost more than `sweep_budget` of a core. A changed folder (files dropped,
+        taken or deleted) only needs the names listed, which stays cheap however large the queue is.
+        """
+        since = time.monotonic() - self.last_full_sweep
+        if since >= max(self.config.poll, self.sweep_cost / self.config.sweep_budget):
+            return "full"
+        if self.cursor < len(self.candidates):
+            return None
+        return "names" if self.spool.folder_mtime(self.spool.queue) != self.queue_mtime else None
+
+    def _sweep(self, full: bool = True) -> None:
+        """Re-list the queue, parsing only new or changed files, and order what this node can run."""
         started = time.process_time()
         self.queue_mtime = self.spool.folder_mtime(self.spool.queue)
         previous = self.queue_cache
-        self.queue_cache = self.spool.scan(self.spool.queue, previous)
+        self.queue_cache = self.spool.scan(self.spool.queue, previous, names_only=not full, quick=True)
         reparsed = any(previous.get(name) is not entry for name, entry in self.queue_cache.items())
         self._read_jobs()
+        capabilities = self.config.capabilities
         candidates = []
         fresh_cache = {}
         for name, entry in self.queue_cache.items():
@@ -335,21 +351,20 @@ class Daemon:
                 self._report_invalid(entry)
                 continue
             cached = self.candidate_cache.get(name)
-            if cached is not None and cached[0] is entry:
-                candidate = cached[1]
-            else:
+            if cached is None or cached[0] is not entry:
                 submitted = self.job_submitted.get(entry.info.job or "") or fmt.parse_time(entry.info.submitted)
                 candidate = Candidate.from_info(name, entry.info, submitted or entry.mtime)
-            fresh_cache[name] = (entry, candidate)
-            candidates.append(candidate)
+                cached = (entry, candidate, can_run(candidate, capabilities))
+            fresh_cache[name] = cached
+            if cached[2]:  # files this node could never run cost nothing more
+                candidates.append(cached[1])
         self.candidate_cache = fresh_cache
-        self.candidates = runnable(
-            candidates, self.name, self.config.capabilities, self.held_jobs, self.other_nodes
-        )
+        self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes)
         self.cursor = 0
-        self.last_sweep = time.monotonic()
-        if not reparsed:  # the steady cost of a look, without the one-off parsing of new or edited files
-            self.sweep_cost = time.process_time() - started
+        if full:
+            self.last_full_sweep = time.monotonic()
+            if not reparsed:  # the steady cost of a look, without the one-off parsing of new or edited files
+                self.sweep_cost = time.process_time() - started
 
     def _read_jobs(self) -> None:
         self.job_cache = self.spool.scan_jobs(self.job_cache)
@@ -364,9 +379,9 @@ class Daemon:
             log.warning("skipping %s", entry.error)
 
     def _still_wanted(self, info: InfoFile) -> bool:
-        return info.status != "paused" and (info.job is None or info.job not in self.held_jobs) and all(
-            req.satisfied_by(self.config.capabilities) for req in info.requires
-        )
+        """The scheduler's verdict on the file as just re-read under the lock (it may have been edited)."""
+        candidate = Candidate.from_info("", info, 0.0)
+        return bool(runnable([candidate], self.name, self.config.capabilities, self.held_jobs, self.other_nodes))
 
     def _make_claim(self, info: InfoFile) -> Claim:
         now = now_text()
@@ -381,7 +396,7 @@ class Daemon:
         return not self.spool.scan(self.spool.running, self.running_cache)
 
     def candidate_values(self) -> list[Candidate]:
-        return [candidate for _entry, candidate in self.candidate_cache.values()]
+        return [candidate for _entry, candidate, _capable in self.candidate_cache.values()]
 
     # ---- running a chunk ---------------------------------------------------------------------------
 

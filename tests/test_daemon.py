@@ -130,6 +130,7 @@ def test_malformed_files_are_kept_untouched_reported_once_and_do_not_stop_good_w
         "bad-yaml.yaml": b"command: [unclosed\n",
         "wrong-types.yaml": b"command: echo hi\npriority: high\n",
         "no-command.yaml": b"priority: 5\nframes: 1-10\n",
+        "bad-quotes.yaml": b"command: echo 'unbalanced\n",
         "binary.yaml": bytes(range(256)),
         "empty.yaml": b"",
     }
@@ -153,11 +154,11 @@ def test_malformed_files_are_kept_untouched_reported_once_and_do_not_stop_good_w
 
     listing = render(spool, "jobs").stdout
     invalid = jobs_json(spool)["invalid"]
-    assert len(invalid) == 7
+    assert len(invalid) == 8
     reasons = {Path(item["path"]).name: item["reason"] for item in invalid}
     assert "bad YAML" in reasons["bad-yaml.yaml"]
     assert "priority" in reasons["wrong-types.yaml"] and ":2:" in reasons["wrong-types.yaml"]
-    assert "command" in reasons["no-command.yaml"]
+    assert "command" in reasons["no-command.yaml"] and "cannot split" in reasons["bad-quotes.yaml"]
     assert "binary" in reasons["binary.yaml"] and "empty" in reasons["empty.yaml"]
     assert "folder" in reasons["folder.yaml"] and "dangling symlink" in reasons["dangling.yaml"]
     for name in reasons:

@@ -207,8 +207,12 @@ class InfoFile:
         return replace(self, **changes)
 
 
-def parse(text: str | bytes, source: str = "<info file>") -> InfoFile:
-    """Parse and validate an info file's text; raise InfoFileError naming `source`, key and line."""
+def parse(text: str | bytes, source: str = "<info file>", split_command: bool = True) -> InfoFile:
+    """Parse and validate an info file's text; raise InfoFileError naming `source`, key and line.
+
+    `split_command=False` skips checking that a string command splits into arguments (a third of the
+    cost of parsing): for the scheduler's look at many files, whose chosen one is parsed fully again.
+    """
     if isinstance(text, bytes):
         if len(text) > MAX_INFO_FILE_BYTES:
             raise InfoFileError(source, f"file is larger than {MAX_INFO_FILE_BYTES} bytes")
@@ -229,7 +233,7 @@ def parse(text: str | bytes, source: str = "<info file>") -> InfoFile:
     if not isinstance(data, dict):
         raise InfoFileError(source, f"expected a mapping of keys (command: ...), got {type(data).__name__}")
     try:
-        return _from_mapping(data)
+        return _from_mapping(data, split_command)
     except _KeyProblem as problem:
         raise InfoFileError(source, problem.message, key=problem.key, line=_line_of_key(text, problem.key)) from None
 
@@ -254,20 +258,19 @@ def _line_of_key(text: str, key: str) -> int | None:
     return None
 
 
-def _from_mapping(data: dict[Any, Any]) -> InfoFile:
+def _from_mapping(data: dict[Any, Any], split_command: bool = True) -> InfoFile:
     for key in data:
         if not isinstance(key, str):
             raise _KeyProblem(str(key), "keys must be words")
     if "command" not in data or data["command"] in (None, "", []):
         raise _KeyProblem("command", "missing: an info file needs at least `command:`")
-    command = _command(data["command"])
+    command, argv = _command(data["command"], split_command)
     frames = None
     if data.get("frames") is not None:
         try:
             frames = FrameRange.parse(data["frames"])
         except ValueError as error:
             raise _KeyProblem("frames", str(error)) from None
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
     if frames is None and any(p in arg for arg in argv for p in PLACEHOLDERS):
         raise _KeyProblem("frames", "missing, but the command uses frame placeholders")
     status = data.get("status", "queued")
@@ -297,19 +300,23 @@ def _from_mapping(data: dict[Any, Any]) -> InfoFile:
     )
 
 
-def _command(value: object) -> str | tuple[str, ...]:
+def _command(value: object, split: bool = True) -> tuple[str | tuple[str, ...], list[str]]:
+    """The command as written (kept for writing back) and as arguments (unsplit, as one, without `split`)."""
     if isinstance(value, str):
+        if not split:
+            return value, [value]
         try:
             argv = shlex.split(value)
         except ValueError as error:
             raise _KeyProblem("command", f"cannot split into arguments: {error}") from None
         if not argv:
             raise _KeyProblem("command", "is empty")
-        return value
+        return value, argv
     if isinstance(value, list):
         if not all(isinstance(arg, (str, int, float)) and not isinstance(arg, bool) for arg in value):
             raise _KeyProblem("command", "a list command must hold only words and numbers")
-        return tuple(str(arg) for arg in value)
+        words = tuple(str(arg) for arg in value)
+        return words, list(words)
     raise _KeyProblem("command", f"must be a string or a list, got {type(value).__name__}")
 
 

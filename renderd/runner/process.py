@@ -43,8 +43,7 @@ class RenderProcess:
         except OSError as error:
             raise StartError(f"cannot start {argv[0]}: {error.strerror}") from None
         self.pid = self.popen.pid
-        self.started = _create_time(self.pid)
-        lower_priority(self.pid)
+        self.started = lower_priority(self.pid)
         assert self.popen.stdout is not None
         self.stdout = self.popen.stdout
         os.set_blocking(self.stdout.fileno(), False)
@@ -107,20 +106,19 @@ def _descendants(pid: int, started: float | None) -> list[psutil.Process]:
         return []
 
 
-def lower_priority(pid: int) -> None:
-    """Nice 19 and idle I/O class, so the person at the desk barely notices the render."""
-    with contextlib.suppress(psutil.Error, OSError):
+def lower_priority(pid: int) -> float | None:
+    """Nice 19 and the idle I/O class, so the person at the desk barely notices; returns the start time.
+
+    Children inherit both, so everything the render starts afterwards runs as low.
+    """
+    try:
         process = psutil.Process(pid)
-        process.nice(LOWEST_NICE)
+        os.setpriority(os.PRIO_PROCESS, pid, LOWEST_NICE)
         if hasattr(psutil, "IOPRIO_CLASS_IDLE"):
             process.ionice(psutil.IOPRIO_CLASS_IDLE)
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
+        return process.create_time()
+    except (psutil.Error, OSError):
+        return None  # it has already exited
 
 
 def same_process(pid: int, started: float | None) -> psutil.Process | None:
