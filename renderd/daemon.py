@@ -25,7 +25,7 @@ from renderd.errors import InfoFileError
 from renderd.infofiles import format as fmt
 from renderd.infofiles.format import Attempt, Claim, InfoFile
 from renderd.infofiles.records import Completion, Job, NodeRecord
-from renderd.infofiles.spool import LOOSE, Entry, Held, Signature, Spool, now_text
+from renderd.infofiles.spool import LOOSE, Entry, Held, PlannedChunk, Signature, Spool, now_text
 from renderd.node import system_figures
 from renderd.runner import Runner, runner_for
 from renderd.runner.process import RenderProcess, StartError, alive, find_orphans, kill_tree
@@ -83,6 +83,8 @@ class Daemon:
         self.sweep_cost = 0.0
         self.reported: set[tuple[str, object]] = set()
         self.job_cache: dict[str, tuple[Signature, Job | None]] = {}
+        self.plans: dict[str, dict[str, PlannedChunk]] = {}
+        self.plans_missing: set[str] = set()
         self.held_jobs: frozenset[str] = frozenset()
         self.job_submitted: dict[str, float] = {}
         self.running_cache: dict[str, Entry] = {}
@@ -97,6 +99,9 @@ class Daemon:
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
+        # one selector for the daemon's life: the wake-up pipe always, a render's output while it runs
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -144,6 +149,7 @@ class Daemon:
         signal.set_wakeup_fd(previous.pop("wakeup"))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        self.selector.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
 
@@ -168,9 +174,7 @@ class Daemon:
         log.info("stopped")
 
     def _wait(self, seconds: float) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.wake_r, selectors.EVENT_READ)
-            selector.select(timeout=max(0.0, seconds))
+        self.selector.select(timeout=max(0.0, seconds))
         self._drain_wakeups()
 
     def _drain_wakeups(self) -> None:
@@ -340,31 +344,52 @@ class Daemon:
         started = time.process_time()
         self.queue_mtime = self.spool.folder_mtime(self.spool.queue)
         previous = self.queue_cache
-        self.queue_cache = self.spool.scan(self.spool.queue, previous, names_only=not full, quick=True)
+        self.plans_missing.clear()
+        self.queue_cache = self.spool.scan(
+            self.spool.queue, previous, names_only=not full, quick=True, planned=self._planned
+        )
         reparsed = any(previous.get(name) is not entry for name, entry in self.queue_cache.items())
         self._read_jobs()
         capabilities = self.config.capabilities
         candidates = []
         fresh_cache = {}
         for name, entry in self.queue_cache.items():
-            if entry.info is None:
+            if entry.error is not None:
                 self._report_invalid(entry)
                 continue
             cached = self.candidate_cache.get(name)
             if cached is None or cached[0] is not entry:
-                submitted = self.job_submitted.get(entry.info.job or "") or fmt.parse_time(entry.info.submitted)
-                candidate = Candidate.from_info(name, entry.info, submitted or entry.mtime)
+                if entry.info is None:  # vouched for by its job's plan, loaded by this scan
+                    candidate = self.plans[_job_of(name)][name].candidate
+                else:
+                    submitted = self.job_submitted.get(entry.info.job or "") or fmt.parse_time(entry.info.submitted)
+                    candidate = Candidate.from_info(name, entry.info, submitted or entry.mtime)
                 cached = (entry, candidate, can_run(candidate, capabilities))
             fresh_cache[name] = cached
             if cached[2]:  # files this node could never run cost nothing more
                 candidates.append(cached[1])
         self.candidate_cache = fresh_cache
+        planned_jobs = {_job_of(name) for name, entry in self.queue_cache.items() if entry.planned}
+        self.plans = {job: plan for job, plan in self.plans.items() if job in planned_jobs}  # forget drained jobs
         self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes)
         self.cursor = 0
         if full:
             self.last_full_sweep = time.monotonic()
             if not reparsed:  # the steady cost of a look, without the one-off parsing of new or edited files
                 self.sweep_cost = time.process_time() - started
+
+    def _planned(self, name: str, sig: Signature) -> bool:
+        """Whether a queue file is still exactly as `render add` wrote it, so it need not be read."""
+        job_id = _job_of(name)
+        plan = self.plans.get(job_id)
+        if plan is None and job_id not in self.plans_missing:
+            plan = self.spool.read_plan(job_id)
+            if plan:
+                self.plans[job_id] = plan
+            else:  # not written yet, or a hand-made file: look again at the next sweep
+                self.plans_missing.add(job_id)
+        chunk = plan.get(name) if plan else None
+        return chunk is not None and chunk.sig == sig
 
     def _read_jobs(self) -> None:
         self.job_cache = self.spool.scan_jobs(self.job_cache)
@@ -465,25 +490,25 @@ class Daemon:
         stopping: Outcome | None = None
         kill_at = math.inf
         pending = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.wake_r, selectors.EVENT_READ)
-            selector.register(render.fileno(), selectors.EVENT_READ)
+        selector = self.selector
+        output = render.fileno()
+        selector.register(output, selectors.EVENT_READ)
+        try:
             while True:
                 now = time.monotonic()
                 wait = min(0.5, next_beat - now, deadline - now, kill_at - now)
-                if not render.eof:
-                    selector.select(timeout=max(0.0, wait))
-                else:
-                    self._wait(min(max(0.0, wait), 0.05))
-                self._drain_wakeups()
+                # after end of output, only a signal (SIGCHLD among them) or the timeout wakes the select
+                self._wait(min(max(0.0, wait), 0.05) if render.eof else max(0.0, wait))
                 data = render.read()
                 if data:
                     os.write(log_fd, data)
                     pending = self._parse_progress(runner, pending + data)
-                if render.eof and render.fileno() in selector.get_map():
-                    selector.unregister(render.fileno())
+                if render.eof and output in selector.get_map():
+                    selector.unregister(output)
                 if render.poll() is not None:
                     os.write(log_fd, render.read())
+                    if output in selector.get_map():
+                        selector.unregister(output)  # before finish() closes it
                     code = render.finish()
                     if stopping is not None:
                         return stopping, next_beat
@@ -514,6 +539,9 @@ class Daemon:
                             render.terminate()
                             kill_at = now + self.config.grace
                     self._maintenance()
+        finally:
+            if output in selector.get_map():
+                selector.unregister(output)
 
     def _parse_progress(self, runner: Runner, data: bytes) -> bytes:
         *lines, rest = data.split(b"\n")
@@ -592,3 +620,8 @@ def _exit_text(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+def _job_of(chunk_file: str) -> str:
+    """The job id in a planned chunk's file name (JOB-cNNNN.yaml)."""
+    return chunk_file.rsplit("-c", 1)[0]

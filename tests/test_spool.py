@@ -103,3 +103,27 @@ def test_a_deleted_running_file_reads_as_cancelled(spool: Spool) -> None:
     (spool.running / "x.yaml").unlink()
     assert spool.update_held(held, held.info.claim) == "cancelled"
     assert spool.fail(held, Attempt(node="n1", error="x")) == "cancelled"
+
+
+def test_a_jobs_plan_vouches_for_untouched_chunks_only(spool: Spool) -> None:
+    from renderd.infofiles.format import FrameRange, Requirement
+    from renderd.infofiles.spool import signature
+    from renderd.planning import CommandJobRequest, plan_command_job
+
+    request = CommandJobRequest(command="echo {start}", frames=FrameRange(1, 25), chunk_size=10, priority=70,
+                                requires=(Requirement.parse("blender>=3"),))
+    job, chunks = plan_command_job(request, "echo-0001", now_text())
+    spool.create_job(job, chunks)
+    plan = spool.read_plan("echo-0001")
+    assert sorted(plan) == [name for name, _info in chunks]
+    first = plan["echo-0001-c0002.yaml"]
+    assert first.sig == signature((spool.queue / "echo-0001-c0002.yaml").stat())
+    candidate = first.candidate
+    assert (candidate.priority, candidate.first_frame, candidate.job) == (70, 11, "echo-0001")
+    assert [str(r) for r in candidate.requires] == ["blender>=3"]
+    # a hand edit changes the signature, so the plan no longer speaks for that file
+    path = spool.queue / "echo-0001-c0003.yaml"
+    path.write_text(path.read_text().replace("priority: 70", "priority: 99"))
+    assert plan["echo-0001-c0003.yaml"].sig != signature(path.stat())
+    (spool.jobs / "echo-0001.plan").write_text("garbage\n")
+    assert spool.read_plan("echo-0001") == {}

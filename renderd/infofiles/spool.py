@@ -38,14 +38,16 @@ from filelock import FileLock, Timeout
 
 from renderd.errors import InfoFileError, SpoolError
 from renderd.infofiles import format as fmt
-from renderd.infofiles.format import Attempt, Claim, InfoFile
+from renderd.infofiles.format import Attempt, Claim, InfoFile, Requirement
 from renderd.infofiles.records import Completion, Job, NodeRecord, dump_record, parse_record
+from renderd.scheduling import Candidate
 
 STATE_DIRS = ("queue", "running", "failed")
 LOCK_BUCKETS = 64
 LOCK_TIMEOUT = 30.0
 TEMP_MARK = ".tmp-"
-LOOSE = "_loose"  # the done/ and logs/ folder of info files that belong to no job
+LOOSE = "_loose"
+PLAN_MARK = "renderd-plan-1"  # the done/ and logs/ folder of info files that belong to no job
 
 Signature = tuple[int, int, int]  # inode, mtime_ns, size: changes whenever anyone rewrites the file
 
@@ -115,6 +117,19 @@ class Entry:
     mtime: float
     info: InfoFile | None = None
     error: InfoFileError | None = None
+
+    @property
+    def planned(self) -> bool:
+        """Not read, because its job's plan vouches that it is still exactly as `render add` wrote it."""
+        return self.info is None and self.error is None
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    """One chunk as `render add` wrote it: the file's signature then, and what the scheduler needs of it."""
+
+    sig: Signature
+    candidate: Candidate
 
 
 # Callables the daemon passes to transitions, so the spool stays free of scheduling policy.
@@ -209,13 +224,19 @@ class Spool:
             return Entry(path.name, sig, st.st_mtime, error=error)
 
     def scan(
-        self, folder: Path, cache: dict[str, Entry] | None = None, names_only: bool = False, quick: bool = False
+        self,
+        folder: Path,
+        cache: dict[str, Entry] | None = None,
+        names_only: bool = False,
+        quick: bool = False,
+        planned: Callable[[str, Signature], bool] | None = None,
     ) -> dict[str, Entry]:
         """Every `*.yaml` in a state folder, parsing only files whose signature changed since `cache`.
 
         With `names_only`, files already in `cache` are taken as they were without even a stat: a cheap
         look for files that came or went, which cannot see an edit in place. With `quick`, commands are
-        not split (see format.parse): what the scheduler needs, for a fraction of the cost.
+        not split (see format.parse): what the scheduler needs, for a fraction of the cost. Files for which
+        `planned(name, signature)` is true are not read at all (see Entry.planned).
         """
         cache = cache or {}
         found: dict[str, Entry] = {}
@@ -245,6 +266,10 @@ class Spool:
                 old = cache.get(name)
                 if old is not None and old.sig == signature(st):
                     found[name] = old
+                    continue
+                sig = signature(st)
+                if planned is not None and stat.S_ISREG(st.st_mode) and planned(name, sig):
+                    found[name] = Entry(name, sig, st.st_mtime)
                     continue
                 entry = self._parse_entry(folder / name, st, split_command=not quick)
                 if entry is not None:
@@ -355,8 +380,7 @@ class Spool:
             return True
 
     def _write_completion(self, completion: Completion) -> None:
-        folder = self.done / (completion.job or LOOSE)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._folder(self.done / (completion.job or LOOSE))
         write_atomic(folder / f"{completion.chunk}.yaml", dump_record(completion))
 
     def fail(self, held: Held, attempt: Attempt) -> str:
@@ -436,8 +460,35 @@ class Spool:
         # Names carry the job id, which the exclusive manifest made ours. Several writers at once let the
         # filesystem commit their fsyncs together, which halves the time a large job takes to queue.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for _ in pool.map(lambda item: write_atomic(self.queue / item[0], fmt.dump(item[1])), chunks):
-                pass
+            sigs = list(pool.map(lambda item: write_atomic(self.queue / item[0], fmt.dump(item[1])), chunks))
+        # The plan lets every daemon order these chunks without reading them: a file whose signature still
+        # matches is as written here. Any rewrite (a hand edit, a requeue) changes it, and is read in full.
+        submitted = fmt.parse_time(job.submitted) or time.time()
+        requires = ",".join(str(req) for req in chunks[0][1].requires) if chunks else ""
+        lines = [f"{PLAN_MARK} {submitted!r} {requires or '-'}\n"]
+        lines += [
+            f"{name} {sig[0]} {sig[1]} {sig[2]} {info.first_frame} {info.priority}\n"
+            for (name, info), sig in zip(chunks, sigs, strict=True)
+        ]
+        write_atomic(self.jobs / f"{job.id}.plan", "".join(lines))
+
+    def read_plan(self, job_id: str) -> dict[str, PlannedChunk]:
+        """The chunks `render add` recorded for a job, by file name (empty when there is no usable plan)."""
+        plan: dict[str, PlannedChunk] = {}
+        try:
+            header, *lines = (self.jobs / f"{job_id}.plan").read_text().splitlines()
+            mark, submitted_text, requires_text = header.split()
+            if mark != PLAN_MARK:
+                return plan
+            submitted = float(submitted_text)
+            requires = tuple(Requirement.parse(r) for r in requires_text.split(",") if r != "-")
+            for line in lines:
+                name, ino, mtime, size, frame, priority = line.split()
+                candidate = Candidate(name, int(priority), submitted, int(frame), requires, False, frozenset(), job_id)
+                plan[name] = PlannedChunk((int(ino), int(mtime), int(size)), candidate)
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}  # no plan, or a damaged one: the files are simply read
+        return plan
 
     def scan_jobs(self, cache: dict[str, tuple[Signature, Job | None]]) -> dict[str, tuple[Signature, Job | None]]:
         """Job manifests by file name, re-reading only those whose signature changed (None: unreadable)."""
@@ -459,6 +510,11 @@ class Spool:
                 except (InfoFileError, OSError):
                     found[dirent.name] = (sig, None)
         return found
+
+    @staticmethod
+    def _folder(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)  # every time: a person may have deleted it
+        return path
 
     def write_job(self, job: Job) -> None:
         write_atomic(self.jobs / f"{job.id}.yaml", dump_record(job))
@@ -497,8 +553,7 @@ class Spool:
     def open_log(self, held: Held, node: str) -> tuple[str, int]:
         """Create the log for this attempt; returns its path relative to the spool and an open descriptor."""
         folder = held.info.job or LOOSE
-        directory = self.logs / folder
-        directory.mkdir(parents=True, exist_ok=True)
+        self._folder(self.logs / folder)
         relative = f"logs/{folder}/{held.chunk_id}.{held.info.attempts}.{node}.log"
         fd = os.open(self.root / relative, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         return relative, fd

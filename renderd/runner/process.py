@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 
 import psutil
@@ -28,7 +29,7 @@ class RenderProcess:
         try:
             self.popen = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
@@ -106,6 +107,16 @@ def _descendants(pid: int, started: float | None) -> list[psutil.Process]:
         return []
 
 
+_DEVNULL: list[int] = []
+
+
+def _devnull() -> int:
+    """One read-only /dev/null for every render's stdin, instead of an open and close per start."""
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
 def lower_priority(pid: int) -> float | None:
     """Nice 19 and the idle I/O class, so the person at the desk barely notices; returns the start time.
 
@@ -151,12 +162,33 @@ def kill_tree(pid: int, started: float | None, grace: float) -> None:
     for process in tree:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, alive_after = psutil.wait_procs(tree, timeout=grace)
+    alive_after = _wait_gone(tree, grace)
     kill_group(pid, signal.SIGKILL)
     for process in alive_after:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(alive_after, timeout=2.0)
+    _wait_gone(alive_after, 2.0)
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until none of `processes` runs; returns those still running after `timeout`.
+
+    A zombie counts as gone: an orphan's zombie waits for init to reap it, which may take a while
+    (or, under a minimal init, forever), and it runs nothing.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [p for p in processes if _runs(p)]
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(0.05)
+
+
+def _runs(process: psutil.Process) -> bool:
+    try:  # is_running() also checks the start time, so a reused pid does not count
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def find_orphans(
