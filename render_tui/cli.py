@@ -12,11 +12,19 @@ import sys
 import time
 from pathlib import Path
 
+from renderd.blendfile import BlendError, BlendInfo, read_blend
 from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
 from renderd.infofiles.format import FrameRange, InfoFile, Requirement, dump, parse, parse_duration
 from renderd.infofiles.records import NodeRecord
 from renderd.infofiles.spool import Spool, default_spool, now_text
-from renderd.planning import CommandJobRequest, job_stem, plan_command_job
+from renderd.planning import (
+    VIDEO_CONTAINERS,
+    BlendJobRequest,
+    CommandJobRequest,
+    job_stem,
+    plan_blend_job,
+    plan_command_job,
+)
 from renderd.runner.process import alive
 from renderd.status import Invalid, JobSummary, node_state, summarize_jobs, summarize_nodes
 
@@ -41,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--paused", action="store_true", help="queue the job paused")
     add.add_argument("--owner", help="who the job belongs to (default: user@host)")
     add.add_argument("--name", help="job name (the id is NAME-xxxx; default from the file or command)")
+    add.add_argument("--scene", help=".blend: the scene to render (default: the file's active scene)")
+    add.add_argument("--all-scenes", action="store_true", help=".blend: one job per scene")
+    add.add_argument("--output", help=".blend: output pattern, Blender's # syntax (default: the spool's output/JOB/)")
+    add.add_argument("--format", default="PNG", help=".blend: image format for Blender's -F (default PNG)")
+    add.add_argument("--video", choices=VIDEO_CONTAINERS, help=".blend: make a video of the frames when all are done")
+    add.add_argument("--overwrite", action="store_true", help=".blend: render frames again even if they exist")
+
+    info = commands.add_parser("info", parents=[common], help="the scenes of a .blend file, read without Blender")
+    info.add_argument("file", help="the .blend file")
+    info.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     jobs = commands.add_parser("jobs", parents=[common], help="jobs and their frames done, running, queued, failed")
     jobs.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -58,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         spool = Spool(getattr(args, "spool", None) or default_spool())
-        return {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes}[args.command](spool, args)
-    except (UsageError, InfoFileError, SpoolError) as error:
+        return {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes, "info": cmd_info}[args.command](spool, args)
+    except (UsageError, InfoFileError, SpoolError, BlendError) as error:
         print(f"render: {error}", file=sys.stderr)
         return 2
     except RenderdError as error:
@@ -74,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
     if not args.cmd:
+        if args.file and args.file.lower().endswith(".blend"):
+            return add_blend(spool, args)
         if args.file:
-            raise UsageError(f"{args.file}: only command jobs can be planned so far: use --cmd 'COMMAND'")
-        raise UsageError("add: give --cmd 'COMMAND'")
+            raise UsageError(f"{args.file}: renderd plans .blend files and --cmd command lines")
+        raise UsageError("add: give a .blend file or --cmd 'COMMAND'")
     request = CommandJobRequest(
         command=args.cmd,
         frames=_frames_option(args.frames),
@@ -92,19 +112,87 @@ def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
     parse(dump(InfoFile(command=request.command, frames=request.frames)), "--cmd")
     stem = job_stem(args.name or _first_word(args.cmd))
     spool.ensure()
+    job_id = _create(spool, stem, lambda job_id: (*plan_command_job(request, job_id, now_text()), []))
+    print(job_id)
+    frames = f" covering frames {request.frames}" if request.frames else ""
+    state = "paused" if args.paused else "queued"
+    print(f"render: job {job_id}{frames} {state} in {spool.root}", file=sys.stderr)
+    return 0
+
+
+def add_blend(spool: Spool, args: argparse.Namespace) -> int:
+    """`render add FILE.blend`: one job per scene (the active one, --scene, or --all-scenes)."""
+    blend = read_blend(args.file)
+    warn_missing(blend)
+    if args.all_scenes:
+        scenes = blend.scenes
+    elif args.scene:
+        scene = blend.scene(args.scene)
+        if scene is None:
+            names = ", ".join(s.name for s in blend.scenes)
+            raise UsageError(f"--scene: {args.file} has no scene {args.scene!r} (it has {names})")
+        scenes = [scene]
+    else:
+        scenes = [blend.active_scene]
+    path = Path(args.file).resolve()
+    spool.ensure()
+    root = spool.root.resolve()
+    # inside the spool, the nodes find the file relative to their own mount of it
+    where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    frames = _frames_option(args.frames)
+    for scene in scenes:
+        request = BlendJobRequest(
+            blend=where, scene=scene, frames=frames, chunk_size=_positive("--chunk", args.chunk),
+            priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
+            requires=_requirements(args.requires, args.tags),
+            max_attempts=_positive("--max-attempts", args.max_attempts),
+            timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
+            owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+        )
+        stem = job_stem(args.name or f"{path.stem}-{scene.name}")
+        job_id = _create(spool, stem, lambda job_id, r=request: plan_blend_job(r, job_id, now_text()))
+        span = frames or scene.frames
+        print(job_id)
+        print(f"render: job {job_id}: scene {scene.name}, frames {span}, {scene.width}x{scene.height} "
+              f"{scene.engine}, queued in {spool.root}", file=sys.stderr)
+    return 0
+
+
+def _create(spool: Spool, stem: str, plan) -> str:  # noqa: ANN001 - plan(job_id) -> (job, chunks, finishing)
     for _ in range(20):
         job_id = f"{stem}-{secrets.token_hex(2)}"
-        job, chunks = plan_command_job(request, job_id, now_text())
+        job, chunks, finishing = plan(job_id)
         try:
-            spool.create_job(job, chunks)
+            spool.create_job(job, chunks, finishing)
         except FileExistsError:
             continue
-        print(job_id)
-        frames = f" covering frames {request.frames}" if request.frames else ""
-        state = "paused" if args.paused else "queued"
-        print(f"render: job {job_id}: {len(chunks)} chunk(s){frames} {state} in {spool.root}", file=sys.stderr)
-        return 0
+        return job_id
     raise RenderdError(f"{spool.jobs}: could not find a free job id for {stem!r}")
+
+
+def warn_missing(blend: BlendInfo) -> None:
+    for asset in blend.missing:
+        print(f"render: warning: {blend.path}: missing {asset.kind} {asset.path!r} "
+              f"(used by {asset.block}; looked for {asset.resolved})", file=sys.stderr)
+
+
+def cmd_info(spool: Spool, args: argparse.Namespace) -> int:
+    blend = read_blend(args.file)
+    if args.json:
+        print(json.dumps(blend.to_dict(), indent=1))
+        return 0
+    compression = f", {blend.compression}" if blend.compression else ""
+    print(f"{blend.path}: Blender {blend.version} file{compression}, {len(blend.scenes)} scene(s)")
+    rows = [["", "SCENE", "FRAMES", "ENGINE", "SIZE", "FPS", "FORMAT", "OUTPUT"]]
+    for scene in blend.scenes:
+        rows.append(["*" if scene.active else "", scene.name, scene.frames, scene.engine,
+                     f"{scene.resolution_x}x{scene.resolution_y} {scene.resolution_percentage}%", f"{scene.fps:g}",
+                     scene.file_format, scene.output])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    warn_missing(blend)
+    return 0
 
 
 def _first_word(command: str) -> str:
@@ -199,7 +287,7 @@ def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
             str(summary.done), str(summary.running), str(summary.queued), str(summary.failed), str(summary.total),
             _duration_text(summary.elapsed), _duration_text(summary.eta), summary.owner or "",
         ])
-        lines = [*summary.progress, *summary.errors]
+        lines = [*summary.progress, *summary.errors, *(f"{name}: {state}" for name, state in summary.steps.items())]
         if summary.waiting:
             lines.append(f"waiting: {summary.waiting}")
         if summary.cancelled and summary.status != "cancelled":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from renderd.errors import InfoFileError
+from renderd.errors import InfoFileError, RunnerError
 from renderd.infofiles import format as fmt
 from renderd.infofiles.format import Attempt, Claim, InfoFile
 from renderd.infofiles.records import Completion, Job, NodeRecord
@@ -86,6 +86,8 @@ class Daemon:
         self.plans: dict[str, dict[str, PlannedChunk]] = {}
         self.plans_missing: set[str] = set()
         self.held_jobs: frozenset[str] = frozenset()
+        self.blocked_jobs: frozenset[str] = frozenset()
+        self.jobs_by_id: dict[str, Job] = {}
         self.job_submitted: dict[str, float] = {}
         self.running_cache: dict[str, Entry] = {}
         self.other_nodes: dict[str, dict[str, str | None]] = {}
@@ -371,7 +373,8 @@ class Daemon:
         self.candidate_cache = fresh_cache
         planned_jobs = {_job_of(name) for name, entry in self.queue_cache.items() if entry.planned}
         self.plans = {job: plan for job, plan in self.plans.items() if job in planned_jobs}  # forget drained jobs
-        self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes)
+        finished = self._finished_jobs({c.after for c in candidates if c.after})
+        self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes, finished)
         self.cursor = 0
         if full:
             self.last_full_sweep = time.monotonic()
@@ -391,9 +394,28 @@ class Daemon:
         chunk = plan.get(name) if plan else None
         return chunk is not None and chunk.sig == sig
 
+    def _finished_jobs(self, jobs: set[str]) -> frozenset[str]:
+        """Of the jobs that have a finishing step queued, those whose every chunk is done.
+
+        A job with chunks failed for good is noted as blocked: its step cannot run until they are retried.
+        """
+        finished, blocked = set(), set()
+        for job_id in jobs:
+            job = self.jobs_by_id.get(job_id)
+            if job is None:
+                continue
+            done, failed = self.spool.chunk_counts(job_id)
+            if done >= job.chunks:
+                finished.add(job_id)
+            elif failed:
+                blocked.add(job_id)
+        self.blocked_jobs = frozenset(blocked)
+        return frozenset(finished)
+
     def _read_jobs(self) -> None:
         self.job_cache = self.spool.scan_jobs(self.job_cache)
         jobs = [job for _sig, job in self.job_cache.values() if job is not None]
+        self.jobs_by_id = {job.id: job for job in jobs}
         self.held_jobs = frozenset(job.id for job in jobs if job.status in ("paused", "cancelled"))
         self.job_submitted = {job.id: fmt.parse_time(job.submitted) or 0.0 for job in jobs}
 
@@ -416,7 +438,8 @@ class Daemon:
     def _nothing_left(self) -> bool:
         """Nothing queued that this node could ever take, and nothing running that could come back."""
         self._sweep()
-        if any(True for _ in runnable(self.candidate_values(), self.name, self.config.capabilities, self.held_jobs)):
+        pending = [c for c in self.candidate_values() if c.after is None or c.after not in self.blocked_jobs]
+        if runnable(pending, self.name, self.config.capabilities, self.held_jobs):
             return False
         return not self.spool.scan(self.spool.running, self.running_cache)
 
@@ -465,7 +488,14 @@ class Daemon:
         places = {"job": job, "spool": str(self.spool.root), "output": str(self.spool.output / job)}
         if any("{output}" in arg for arg in held.info.argv):
             (self.spool.output / job).mkdir(parents=True, exist_ok=True)
-        for argv in runner.commands(held.info, places):
+        try:
+            commands = runner.commands(held.info, places)
+        except RunnerError as error:
+            os.write(log_fd, f"renderd: cannot run: {error}\n".encode())
+            return Outcome("failed", str(error))
+        if not commands:
+            os.write(log_fd, f"renderd: {now_text()} node {self.name}: nothing left to do (outputs exist)\n".encode())
+        for argv in commands:
             os.write(log_fd, f"renderd: {now_text()} node {self.name}: {shlex.join(argv)}\n".encode())
             try:
                 self.render = RenderProcess(argv, cwd=str(self.spool.root), env=env)
@@ -475,7 +505,7 @@ class Daemon:
             outcome, next_beat = self._watch(held, runner, log_fd, deadline, next_beat)
             if outcome is not None:
                 return outcome
-        problem = runner.check(held.info)
+        problem = runner.check(held.info, places)
         if problem:
             os.write(log_fd, f"renderd: check failed: {problem}\n".encode())
             return Outcome("failed", problem)

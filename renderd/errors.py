@@ -26,3 +26,7 @@ class InfoFileError(RenderdError):
 
 class SpoolError(RenderdError):
     """The spool folder cannot be used (missing, unwritable, not a folder)."""
+
+
+class RunnerError(RenderdError):
+    """A chunk that cannot be run as written (its scene file is missing, its scene does not exist...)."""

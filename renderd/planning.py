@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 
+from renderd.blendfile import Scene
 from renderd.infofiles.format import FrameRange, InfoFile, Requirement
 from renderd.infofiles.records import Job
+from renderd.runner.ffmpeg import video_command
 
 DEFAULT_CHUNK = 10
 
@@ -82,3 +85,77 @@ def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) ->
         requires=[str(req) for req in request.requires],
     )
     return job, chunks
+
+
+@dataclass(frozen=True)
+class BlendJobRequest:
+    """What `render add FILE.blend` asks for, for one scene."""
+
+    blend: str  # as the nodes will see it (absolute, or relative to the spool)
+    scene: Scene
+    frames: FrameRange | None = None  # default: the scene's own range and step
+    chunk_size: int = DEFAULT_CHUNK
+    priority: int = 50
+    output: str | None = None  # Blender `#` pattern; default under the spool's output/JOB/
+    file_format: str = "PNG"
+    video: str | None = None
+    requires: tuple[Requirement, ...] = ()
+    max_attempts: int = 3
+    timeout: float | None = None
+    paused: bool = False
+    owner: str | None = None
+    overwrite: bool = False
+
+
+VIDEO_CONTAINERS = ("mp4", "mov", "mkv", "webm", "gif")
+
+
+def plan_blend_job(
+    request: BlendJobRequest, job_id: str, submitted: str
+) -> tuple[Job, list[tuple[str, InfoFile]], list[tuple[str, InfoFile]]]:
+    """A manifest, one info file per chunk holding the full Blender command line, and the finishing steps.
+
+    The command renders `-f {frames}`: the node fills in the chunk's frames that are not yet on disk,
+    so a retried chunk costs at most the frame that was in progress.
+    """
+    scene = request.scene
+    frames = request.frames or FrameRange(scene.frame_start, scene.frame_end, scene.frame_step)
+    output = request.output or f"{{output}}/{job_stem(scene.name)}_####"
+    command = ("blender", "-noaudio", "-b", request.blend, "-S", scene.name, "-o", output,
+               "-F", request.file_format, "-f", "{frames}")
+    requires = (Requirement("blender"), *request.requires)
+    extra = {"runner": "blender", **({"overwrite": True} if request.overwrite else {})}
+    ranges = split_frames(frames, request.chunk_size)
+    chunks = [
+        (
+            chunk_name(job_id, index, len(ranges)),
+            InfoFile(command=command, frames=part, job=job_id, priority=request.priority, requires=requires,
+                     max_attempts=request.max_attempts, timeout=request.timeout, submitted=submitted, extra=extra),
+        )
+        for index, part in enumerate(ranges, start=1)
+    ]
+    finishing = []
+    if request.video:
+        base = str(PurePath(request.blend).parent / output[2:]) if output.startswith("//") else output
+        frames_glob = re.sub(r"#+", "*", base if "#" in base else base + "*")
+        extension = {"PNG": ".png", "JPEG": ".jpg", "OPEN_EXR": ".exr", "TIFF": ".tif", "BMP": ".bmp"}.get(
+            request.file_format.upper(), "." + request.file_format.lower())
+        target = f"{{output}}/{job_id}.{request.video}"
+        finishing.append((
+            f"{job_id}-video.yaml",
+            InfoFile(
+                command=tuple(video_command(frames_glob + extension, scene.fps, request.video, target)),
+                job=job_id, priority=request.priority, requires=(Requirement("ffmpeg"),),
+                max_attempts=request.max_attempts, submitted=submitted,
+                extra={"runner": "ffmpeg", "after": job_id, "expect_frames": len(frames)},
+            ),
+        ))
+    job = Job(
+        id=job_id, kind="blender", frames=str(frames), chunk_size=request.chunk_size, chunks=len(chunks),
+        priority=request.priority, submitted=submitted, source=request.blend, scene=scene.name,
+        owner=request.owner, output=output, status="paused" if request.paused else "active",
+        requires=[str(req) for req in requires],
+        settings={"format": request.file_format, "fps": scene.fps, "size": [scene.width, scene.height],
+                  **({"video": request.video} if request.video else {})},
+    )
+    return job, chunks, finishing

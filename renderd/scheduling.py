@@ -22,9 +22,11 @@ class Candidate:
     held: bool  # `status: paused` in the file, or its job is paused or cancelled
     failed_nodes: frozenset[str]
     job: str | None = None
+    after: str | None = None  # a finishing step (the video): runs once every chunk of this job is done
 
     @classmethod
     def from_info(cls, name: str, info: InfoFile, submitted: float) -> Candidate:
+        after = info.extra.get("after")
         return cls(
             name=name,
             priority=info.priority,
@@ -34,6 +36,7 @@ class Candidate:
             held=info.status == "paused",
             failed_nodes=info.failed_nodes,
             job=info.job,
+            after=after if isinstance(after, str) else None,
         )
 
 
@@ -56,16 +59,20 @@ def runnable(
     capabilities: Capabilities,
     held_jobs: frozenset[str] = frozenset(),
     other_nodes: Mapping[str, Capabilities] | None = None,
+    finished_jobs: frozenset[str] | None = None,
 ) -> list[Candidate]:
     """The chunks this node may try, best first.
 
     A chunk the node already failed is left to others while another live node (`other_nodes`) that has
     not failed it could run it; when none could, the node takes it again rather than leave it stranded.
+    A finishing step waits until its job is in `finished_jobs` (None: do not look at dependencies).
     """
     others = other_nodes or {}
     chosen = []
     for candidate in candidates:
         if candidate.held or (candidate.job is not None and candidate.job in held_jobs):
+            continue
+        if finished_jobs is not None and candidate.after is not None and candidate.after not in finished_jobs:
             continue
         if not can_run(candidate, capabilities):
             continue

@@ -28,6 +28,7 @@ class JobSummary:
     progress: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     waiting: str | None = None
+    steps: dict[str, str] = field(default_factory=dict)  # finishing steps (the video) and their state
     elapsed: float | None = None
     eta: float | None = None
 
@@ -137,20 +138,33 @@ def summarize_jobs(
         loose.append(row)
         return row
 
+    def step(name: str, info: InfoFile, state: str) -> bool:
+        """Record a finishing step's state on its job's row; True if `info` is one."""
+        if info.extra.get("after") and info.job in by_job:
+            by_job[info.job].steps[name.removesuffix(".yaml").removeprefix(f"{info.job}-")] = state
+            return True
+        return False
+
     reasons: dict[str, str] = {}
     for name, info in queued.items():
+        if step(name, info, "waiting for frames"):
+            continue
         row = row_for(name, info)
         row.queued += frame_count(info)
         why = waiting_for(Candidate.from_info(name, info, 0.0), live_nodes)
         if why:
             reasons.setdefault(row.id, why)
     for name, info in running.items():
+        if step(name, info, f"running on {info.claim.node}" if info.claim else "running"):
+            continue
         row = row_for(name, info)
         row.running += frame_count(info)
         if info.claim is not None:
             where = f"{name.removesuffix('.yaml')} on {info.claim.node}"
             row.progress.append(f"{where}: {info.claim.progress}" if info.claim.progress else where)
     for name, info in failed.items():
+        if step(name, info, f"failed: {info.error} (log {info.log})"):
+            continue
         row = row_for(name, info)
         row.failed += frame_count(info)
         if info.error:
@@ -165,6 +179,9 @@ def summarize_jobs(
         for record in records:
             seen[record.chunk] = record
         for record in seen.values():
+            if record.frames is None and row.frames:  # a finishing step of a frame job
+                row.steps[record.chunk.removeprefix(f"{job_id}-")] = "done"
+                continue
             count = len(FrameRange.parse(record.frames)) if record.frames else 1
             row.done += count
             per_frame_seconds.append(record.seconds / max(1, count))
@@ -179,7 +196,7 @@ def summarize_jobs(
         until = last_finished.get(job.id, now) if row.status == "done" else now
         row.elapsed = None if submitted is None else max(0.0, until - submitted)
         remaining = row.running + row.queued
-        if average is not None and remaining and row.status in ("running", "queued"):
+        if average is not None and remaining and row.status in ("running", "queued", "finishing"):
             row.eta = remaining * average / max(1, len(row.progress))
     for row in loose:
         row.status = "running" if row.running else "failed" if row.failed else "queued"
@@ -191,7 +208,10 @@ def _job_status(job: Job, row: JobSummary) -> str:
     if job.status == "cancelled":
         return "cancelled"
     if row.total and row.done >= row.total:
-        return "done"
+        pending = [state for state in row.steps.values() if state != "done"]
+        if not pending:
+            return "done"
+        return "failed" if any(state.startswith("failed") for state in pending) else "finishing"
     if job.status == "paused":
         return "paused"
     if row.running:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 import time
@@ -454,8 +455,11 @@ class Spool:
 
     # ---- jobs, completions, logs ------------------------------------------------------------------
 
-    def create_job(self, job: Job, chunks: list[tuple[str, InfoFile]]) -> None:
-        """Write the manifest (exclusively: FileExistsError if the id is taken), then every chunk."""
+    def create_job(
+        self, job: Job, chunks: list[tuple[str, InfoFile]], finishing: list[tuple[str, InfoFile]] | None = None
+    ) -> None:
+        """Write the manifest (exclusively: FileExistsError if the id is taken), every chunk, then the plan
+        and the finishing steps (which wait for the chunks, and are not in the plan)."""
         write_atomic(self.jobs / f"{job.id}.yaml", dump_record(job), exclusive=True)
         # Names carry the job id, which the exclusive manifest made ours. Several writers at once let the
         # filesystem commit their fsyncs together, which halves the time a large job takes to queue.
@@ -471,6 +475,8 @@ class Spool:
             for (name, info), sig in zip(chunks, sigs, strict=True)
         ]
         write_atomic(self.jobs / f"{job.id}.plan", "".join(lines))
+        for name, info in finishing or []:
+            write_atomic(self.queue / name, fmt.dump(info))
 
     def read_plan(self, job_id: str) -> dict[str, PlannedChunk]:
         """The chunks `render add` recorded for a job, by file name (empty when there is no usable plan)."""
@@ -549,6 +555,16 @@ class Spool:
                     records.append(parse_record(Completion, path.read_bytes(), str(path)))
             result[folder.name] = records
         return result
+
+    def chunk_counts(self, job_id: str) -> tuple[int, int]:
+        """How many of a job's frame chunks are done, and how many failed for good."""
+        chunk = re.compile(re.escape(job_id) + r"-c\d+\.yaml$")
+        try:
+            done = sum(1 for name in os.listdir(self.done / job_id) if chunk.match(name))
+        except FileNotFoundError:
+            done = 0
+        failed = sum(1 for name in os.listdir(self.failed) if chunk.match(name))
+        return done, failed
 
     def open_log(self, held: Held, node: str) -> tuple[str, int]:
         """Create the log for this attempt; returns its path relative to the spool and an open descriptor."""

@@ -17,5 +17,5 @@ class CommandRunner:
     def progress(self, line: str) -> str | None:
         return None
 
-    def check(self, info: InfoFile) -> str | None:
+    def check(self, info: InfoFile, places: dict[str, str]) -> str | None:
         return None
