@@ -161,3 +161,24 @@ def test_a_wrong_scene_a_missing_blend_and_an_unwritable_output_fail_with_a_reas
     assert "frames bad" in errors[unwritable] or "exit status" in errors[unwritable]
     listing = render(spool, "jobs").stdout
     assert "no scene named 'Nope'" in listing and "no such file" in listing
+
+
+def test_blender_progress_and_output_paths_are_read_from_its_own_lines() -> None:
+    from renderd.runner.blender import BlenderRunner, frame_path, read_args
+
+    runner = BlenderRunner()
+    runner.total = 3
+    lines = [
+        "Fra:12 Mem:9.05M (Peak 11.12M) | Time:00:00.01 | Bench, ViewLayer | Sample 3/32",
+        "Saved: '/spool/output/j/bench_0012.png'",
+        " Time: 00:00.39 (Saving: 00:00.29)",
+        "12:00:01.123  render  | Saved: '/spool/output/j/bench_0013.png'",  # 5.x logger prefix
+    ]
+    assert [runner.progress(line) for line in lines] == [
+        "frame 12, 0/3 saved", "frame 12, 1/3 saved", None, "frame 12, 2/3 saved",
+    ]
+    args = read_args(["blender", "-noaudio", "-b", "/s/shot.blend", "-S", "Main", "-o", "//out/f_##", "-F", "JPEG"])
+    assert (args.blend, args.scene, args.output, args.format) == ("/s/shot.blend", "Main", "//out/f_##", "JPEG")
+    assert frame_path("//out/f_##", 7, ".jpg", Path("/s")) == Path("/s/out/f_07.jpg")
+    assert frame_path("/o/shot_", 7, ".png", Path("/s")) == Path("/o/shot_0007.png")
+    assert frame_path("/o/a_###_b_##", 123, ".png", Path("/s")) == Path("/o/a_###_b_123.png")
