@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -12,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+from render_tui.client import NodeUnreachable, live_records, tell
 from renderd.blendfile import BlendError, BlendInfo, read_blend
 from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
 from renderd.infofiles.format import FrameRange, InfoFile, Requirement, dump, parse, parse_duration
-from renderd.infofiles.records import NodeRecord
+from renderd.infofiles.records import Job, NodeRecord
 from renderd.infofiles.spool import Spool, default_spool, now_text
 from renderd.planning import (
     VIDEO_CONTAINERS,
@@ -65,6 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     nodes = commands.add_parser("nodes", parents=[common], help="the daemons and what they are doing")
     nodes.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    priority = commands.add_parser("priority", parents=[common], help="change a job's priority (higher first)")
+    priority.add_argument("job")
+    priority.add_argument("priority", type=int)
+    for name, text in (("pause", "start no new chunk of a job"), ("resume", "let a paused job run again"),
+                       ("cancel", "cancel a job: drop its queued chunks, stop its running renders"),
+                       ("retry", "put a job's failed chunks back in the queue"),
+                       ("rm", "remove a finished or cancelled job's records (never its frames)")):
+        commands.add_parser(name, parents=[common], help=text).add_argument("job")
+    logs = commands.add_parser("log", parents=[common], help="the logs of a job's chunks (every attempt)")
+    logs.add_argument("job")
+    logs.add_argument("chunk", nargs="?", help="one chunk: c0003, or its full name")
+    node = commands.add_parser("node", parents=[common], help="control one daemon over its socket")
+    node.add_argument("action", choices=("pause", "resume", "drain", "kill"))
+    node.add_argument("name")
     return parser
 
 
@@ -76,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         spool = Spool(getattr(args, "spool", None) or default_spool())
-        return {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes, "info": cmd_info}[args.command](spool, args)
+        handlers = {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes, "info": cmd_info, "priority": cmd_priority,
+                    "pause": cmd_pause, "resume": cmd_resume, "cancel": cmd_cancel, "retry": cmd_retry, "rm": cmd_rm,
+                    "log": cmd_log, "node": cmd_node}
+        return handlers[args.command](spool, args)
     except (UsageError, InfoFileError, SpoolError, BlendError) as error:
         print(f"render: {error}", file=sys.stderr)
         return 2
@@ -262,11 +282,16 @@ def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list]:
             elif entry.error is not None:
                 invalid.append(Invalid(entry.error.source, str(entry.error)))
         states[folder.name] = good
-    nodes = spool.list_nodes()
+    nodes = live_records(spool.list_nodes())
     live = {n.name: n.capabilities for n in nodes if node_state(n, now, _pid_check) != "offline"}
-    summaries = summarize_jobs(
-        jobs, states["queue"], states["running"], states["failed"], spool.completions(), live, now
-    )
+    # a node's socket knows the frame in progress before its next heartbeat reaches the info file
+    fresh = {(n.name, f"{n.chunk}.yaml"): n.progress for n in nodes if n.chunk and n.progress}
+    running = {}
+    for name, info in states["running"].items():
+        claim = info.claim
+        progress = fresh.get((claim.node, name)) if claim else None
+        running[name] = info.with_changes(claim=dataclasses.replace(claim, progress=progress)) if progress else info
+    summaries = summarize_jobs(jobs, states["queue"], running, states["failed"], spool.completions(), live, now)
     return summaries, invalid, nodes
 
 
@@ -306,7 +331,7 @@ def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
 def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
     if not spool.exists():
         raise SpoolError(f"{spool.root}: no spool here (start renderd to create one)")
-    nodes = summarize_nodes(spool.list_nodes(), time.time(), _pid_check)
+    nodes = summarize_nodes(live_records(spool.list_nodes()), time.time(), _pid_check)
     if args.json:
         print(json.dumps([node.to_dict() for node in nodes], indent=1))
         return 0
@@ -344,6 +369,121 @@ def _duration_text(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# ---- managing jobs and nodes --------------------------------------------------------------------------
+
+
+def _job(spool: Spool, job_id: str) -> Job:
+    if not spool.exists():
+        raise SpoolError(f"{spool.root}: no spool here")
+    job = spool.read_job(job_id)
+    if job is None:
+        raise UsageError(f"{job_id}: no such job (render jobs lists them)")
+    return job
+
+
+def _set_status(spool: Spool, job: Job, status: str) -> None:
+    spool.write_job(dataclasses.replace(job, status=status))
+
+
+def cmd_priority(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    if not -1_000_000 <= args.priority <= 1_000_000:
+        raise UsageError(f"priority: {args.priority} is out of range (-1000000 to 1000000)")
+    changed = sum(spool.set_priority(name, args.priority) for name in spool.job_files(spool.queue, job.id))
+    spool.write_job(dataclasses.replace(job, priority=args.priority))
+    print(f"render: job {job.id}: priority {args.priority} ({changed} queued chunk(s) rewritten)")
+    return 0
+
+
+def cmd_pause(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    _set_status(spool, job, "paused")
+    print(f"render: job {job.id} paused: no new chunk of it starts (running ones finish)")
+    return 0
+
+
+def cmd_resume(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    if job.status == "cancelled":
+        raise UsageError(f"{job.id}: the job was cancelled; add it again")
+    _set_status(spool, job, "active")
+    print(f"render: job {job.id} resumed")
+    return 0
+
+
+def cmd_cancel(spool: Spool, args: argparse.Namespace) -> int:
+    """Durable first (manifest, then the files), then fast: the holders are told over their sockets."""
+    job = _job(spool, args.job)
+    _set_status(spool, job, "cancelled")
+    dropped = sum(spool.remove(spool.queue, name) for name in spool.job_files(spool.queue, job.id))
+    holders = set()
+    for name in spool.job_files(spool.running, job.id):
+        entry = spool.read_entry(spool.running, name)
+        if entry is not None and entry.info is not None and entry.info.claim is not None:
+            holders.add(entry.info.claim.node)
+        spool.remove(spool.running, name)
+    token = spool.token()
+    late = []
+    for record in spool.list_nodes():
+        if record.name in holders:
+            try:
+                tell(record, "cancel", token, job=job.id)
+            except NodeUnreachable:
+                late.append(record.name)
+    print(f"render: job {job.id} cancelled: {dropped} queued chunk(s) dropped, {len(holders)} render(s) stopped")
+    if late:
+        print(f"render: {', '.join(late)} did not answer; they stop at their next heartbeat", file=sys.stderr)
+    return 0
+
+
+def cmd_retry(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    moved = sum(spool.retry_failed(name) for name in spool.job_files(spool.failed, job.id))
+    if job.status == "cancelled":
+        _set_status(spool, job, "active")
+    print(f"render: job {job.id}: {moved} failed chunk(s) back in the queue")
+    return 0
+
+
+def cmd_rm(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    busy = spool.job_files(spool.queue, job.id) + spool.job_files(spool.running, job.id)
+    if busy:
+        raise UsageError(f"{job.id}: {len(busy)} chunk(s) still queued or running; cancel the job first")
+    spool.remove_job_records(job.id)
+    print(f"render: job {job.id}: records removed; its frames stay in {job.output or spool.output / job.id}")
+    return 0
+
+
+def cmd_log(spool: Spool, args: argparse.Namespace) -> int:
+    job = _job(spool, args.job)
+    folder = spool.logs / job.id
+    logs = sorted(folder.glob("*.log")) if folder.is_dir() else []
+    if args.chunk:
+        wanted = args.chunk if args.chunk.startswith(job.id) else f"{job.id}-{args.chunk}"
+        logs = [log for log in logs if log.name.startswith(f"{wanted}.")]
+        if not logs:
+            raise UsageError(f"{args.chunk}: no log for that chunk of {job.id}")
+    if not logs:
+        print(f"render: job {job.id} has no logs yet", file=sys.stderr)
+    for log in logs:
+        print(f"==> {log.relative_to(spool.root)} <==")
+        sys.stdout.write(log.read_text(errors="replace"))
+    return 0
+
+
+def cmd_node(spool: Spool, args: argparse.Namespace) -> int:
+    record = spool.read_node(args.name)
+    if record is None:
+        raise UsageError(f"{args.name}: no such node (render nodes lists them)")
+    try:
+        tell(record, args.action, spool.token())
+    except NodeUnreachable as error:
+        raise RenderdError(f"node {record.name}: {error}") from None
+    print(f"render: node {record.name}: {args.action}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import selectors
 import shlex
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,8 +28,17 @@ from renderd.infofiles.records import Completion, Job, NodeRecord
 from renderd.infofiles.spool import LOOSE, Entry, Held, PlannedChunk, Signature, Spool, now_text
 from renderd.node import system_figures
 from renderd.runner import Runner, runner_for
-from renderd.runner.process import RenderProcess, StartError, alive, find_orphans, kill_tree
+from renderd.runner.process import (
+    RenderProcess,
+    StartError,
+    alive,
+    find_orphans,
+    kill_group,
+    kill_tree,
+    process_usage,
+)
 from renderd.scheduling import Candidate, can_run, runnable
+from renderd.server import Board, StatusServer
 from renderd.status import node_state
 
 log = logging.getLogger("renderd")
@@ -48,6 +57,10 @@ class DaemonConfig:
     grace: float = 10.0  # SIGTERM to SIGKILL for a render being stopped
     sweep_budget: float = 0.005  # share of one core the idle rescans of a large queue may use
     capabilities: dict[str, str | None] = field(default_factory=dict)
+    port: int | None = None  # status socket (0: any free port; None: none)
+    bind: str = "127.0.0.1"
+    private: bool = False
+    token: str = ""
 
 
 @dataclass
@@ -104,6 +117,14 @@ class Daemon:
         # one selector for the daemon's life: the wake-up pipe always, a render's output while it runs
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.wake_r, selectors.EVENT_READ)
+        # control over the status socket
+        self.board = Board(wake=self._wake)
+        self.server: StatusServer | None = None
+        self.address: str | None = None
+        self.paused = False  # take nothing new; the running render is suspended (SIGSTOP)
+        self.draining = False  # finish the running chunk, take nothing new
+        self.interrupt: str | None = None  # "kill" or "cancel": stop the running render now
+        self.chunk_started = 0.0
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -125,7 +146,7 @@ class Daemon:
 
     def _step(self) -> str:
         self._maintenance()
-        held = self._next_chunk()
+        held = None if self.paused or self.draining else self._next_chunk()
         if held is not None:
             self._run_chunk(held)
             return "ran"
@@ -158,12 +179,58 @@ class Daemon:
     def _on_stop_signal(self, signum: int, frame: object) -> None:
         self.signals += 1  # the loop does the rest; a second signal means "kill now"
 
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self.wake_w, b"\0")
+
+    def _start_server(self) -> None:
+        if self.config.port is None:
+            return
+        self.server = StatusServer(self.board, self.config.bind, self.config.port, self.config.token,
+                                   self.config.private)
+        port = self.server.start()
+        where = self.config.host if self.config.bind in ("0.0.0.0", "::", "") else self.config.bind
+        self.address = f"http://{where}:{port}"
+        log.info("status and control on %s", self.address)
+
+    def _handle_commands(self) -> None:
+        """Control requests from the socket, taken on the loop's own thread."""
+        while not self.board.commands.empty():
+            name, job = self.board.commands.get_nowait()
+            log.info("control: %s%s", name, f" {job}" if job else "")
+            render = self.render
+            if name == "pause":
+                self.paused = True
+                if render is not None:
+                    kill_group(render.pid, signal.SIGSTOP)
+            elif name == "resume":
+                self.paused = self.draining = False
+                if render is not None:
+                    kill_group(render.pid, signal.SIGCONT)
+            elif name == "drain":
+                self.draining = True
+            elif name == "kill" and render is not None:
+                self.interrupt = "kill"
+            elif name == "cancel" and self.held is not None and self.held.info.job == job:
+                self.interrupt = "cancel"
+            elif name == "quit":
+                self.signals += 1
+            self._set_state(self._current_state())
+
+    def _current_state(self) -> str:
+        if self.paused:
+            return "paused"
+        if self.held is not None:
+            return "busy"
+        return "paused" if self.draining else "idle"
+
     def _start(self) -> None:
         caps = ", ".join(f"{k} {v}" if v else k for k, v in self.config.capabilities.items()) or "none"
         log.info("node %s on %s (pid %d) serving %s; capabilities: %s", self.name, self.config.host, self.pid,
                  self.spool.root, caps)
         self.spool.remove_stale_temps()
         self._kill_orphans()
+        self._start_server()
         self._write_node()
 
     def _shutdown(self) -> None:
@@ -173,6 +240,9 @@ class Daemon:
             self._write_node(stopped=True)
         except OSError as error:
             log.error("could not deregister: %s", error)
+        self.board.publish("state", state="offline")
+        if self.server is not None:
+            self.server.stop()
         log.info("stopped")
 
     def _wait(self, seconds: float) -> None:
@@ -192,6 +262,7 @@ class Daemon:
         An I/O error here (a share that went away, a full disk) is logged and retried when next due:
         it must neither stop the node nor the render it is running.
         """
+        self._handle_commands()
         now = time.monotonic()
         try:
             if now >= self.next_node_write or (self.node_dirty and now - self.last_node_write >= 1.0):
@@ -233,15 +304,28 @@ class Daemon:
             **system_figures(),
         )
         self.spool.write_node(record)
+        self._publish_status(record)
         now = time.monotonic()
         self.last_node_write = now
         self.next_node_write = now + self.config.heartbeat
         self.node_dirty = False
 
+    def _publish_status(self, record: NodeRecord) -> None:
+        """The snapshot GET /status serves: the node file's figures, the chunk in hand, and counters."""
+        status: dict[str, object] = {k: v for k, v in asdict(record).items() if v not in (None, [], {})}
+        status.update(address=self.address, draining=self.draining)
+        render = self.render
+        if render is not None and self.held is not None:
+            status["render"] = {"pid": render.pid, "elapsed": round(time.monotonic() - self.chunk_started, 1),
+                                "log": self.held.info.log, **process_usage(render.pid)}
+        self.board.set_status(status)
+
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
             self.node_dirty = True
+            self.board.set_status({**self.board.status(), "state": state, "draining": self.draining})
+            self.board.publish("state", state=state, chunk=self.held.chunk_id if self.held else None)
 
     def _read_nodes(self) -> None:
         """The capabilities of the other live nodes, to leave them the chunks this node failed."""
@@ -451,15 +535,19 @@ class Daemon:
     def _run_chunk(self, held: Held) -> None:
         self.held = held
         self.progress = None
-        self._set_state("busy")
+        self.interrupt = None
+        self._set_state(self._current_state())
         info = held.info
         frames = f" frames {info.frames}" if info.frames else ""
         log.info("running %s%s (attempt %d of %d)", held.chunk_id, frames, info.attempts, info.max_attempts)
-        started_at = time.monotonic()
+        started_at = self.chunk_started = time.monotonic()
         log_path, log_fd = "", -1
         try:
             log_path, log_fd = self.spool.open_log(held, self.name)
             held.info = held.info.with_changes(log=log_path)  # written with the first heartbeat
+            self.board.log_path = self.spool.root / log_path
+            self.board.publish("chunk_started", chunk=held.chunk_id, job=info.job, frames=str(info.frames or ""),
+                               log=log_path)
             outcome = self._attempt(held, log_path, log_fd)
         except Exception as error:  # noqa: BLE001 - whatever broke, the chunk must not stay stuck in running/
             log.exception("error while running %s", held.chunk_id)
@@ -473,9 +561,13 @@ class Daemon:
             self.render = None
         seconds = time.monotonic() - started_at
         self._record(held, outcome, log_path, seconds)
+        self.board.publish(f"chunk_{outcome.kind}", chunk=held.chunk_id, job=held.info.job, error=outcome.error,
+                           log=log_path, seconds=round(seconds, 3))
+        self.board.log_path = None
         self.held = None
         self.progress = None
-        self._set_state("idle")
+        self.node_dirty = True
+        self._set_state(self._current_state())
 
     def _attempt(self, held: Held, log_path: str, log_fd: int) -> Outcome:
         runner = runner_for(held.info)
@@ -545,7 +637,14 @@ class Daemon:
                     if code != 0:
                         return Outcome("failed", _exit_text(code)), next_beat
                     return None, next_beat
+                self._handle_commands()
                 now = time.monotonic()
+                if self.interrupt and stopping is None:
+                    why = "killed over the control socket" if self.interrupt == "kill" else "its job was cancelled"
+                    os.write(log_fd, f"\nrenderd: stopping: {why}\n".encode())
+                    stopping = Outcome("stopped" if self.interrupt == "kill" else "cancelled", why)
+                    render.terminate()
+                    kill_at = now + min(self.config.grace, 1.0)
                 if self.signals and stopping is None:
                     stopping = Outcome("stopped", "node stopped")
                     render.terminate()
@@ -580,6 +679,7 @@ class Daemon:
             if text:
                 self.progress = text
                 self.node_dirty = True
+                self.board.publish("progress", chunk=self.held.chunk_id if self.held else None, progress=text)
         return rest[-4096:]
 
     def _heartbeat(self, held: Held) -> str:
@@ -635,7 +735,7 @@ class Daemon:
                 log.warning("failed %s: %s (log %s) -> %s", name, outcome.error, log_path, status)
             elif outcome.kind == "stopped":
                 status = self.spool.requeue(held)
-                log.info("stopped %s -> %s", name, status)
+                log.info("stopped %s (%s) -> %s", name, outcome.error, status)
             else:
                 log.warning("dropped %s: %s", name, outcome.error)
         except (OSError, InfoFileError) as error:

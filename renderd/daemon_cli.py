@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default 5)")
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds a stopped render gets between SIGTERM and SIGKILL (default 10)")
+    parser.add_argument("--port", type=int, default=0, help="status and control socket port (default 0: any free)")
+    parser.add_argument("--bind", default="0.0.0.0", help="address the socket listens on (default all)")
+    parser.add_argument("--private", action="store_true", help="status, too, needs the farm's token")
+    parser.add_argument("--no-socket", action="store_true", help="serve no status socket")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     return parser.parse_args(argv)
 
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--name: {name!r} is not a usable node name (letters, digits, '.', '_', '-')")
     if args.poll <= 0 or args.lease <= 0 or args.heartbeat <= 0 or args.grace < 0:
         problems.append("--poll, --lease and --heartbeat must be positive, --grace zero or more")
+    if not 0 <= args.port <= 65535:
+        problems.append(f"--port: {args.port} is not a port number")
     if args.heartbeat * 2 > args.lease:
         problems.append(f"--lease {args.lease:g} must be at least twice --heartbeat {args.heartbeat:g}")
     if problems:
@@ -74,8 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat=args.heartbeat,
         grace=args.grace,
         capabilities=detect_capabilities(list(tags)),
+        port=None if args.no_socket else args.port,
+        bind=args.bind,
+        private=args.private,
+        token=spool.token(),
     )
-    return Daemon(config, spool).run()
+    try:
+        return Daemon(config, spool).run()
+    except OSError as error:  # the socket could not be bound: the port is taken, or the address not ours
+        print(f"renderd: --port {args.port} --bind {args.bind}: {error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ class Daemons:
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed when the process is reaped
         proc = subprocess.Popen(
             [sys.executable, "-m", "renderd.daemon_cli", "--spool", str(self.spool.root), "--name", name,
-             "--poll", str(poll), "--heartbeat", str(heartbeat), "--lease", str(lease), *args],
+             "--poll", str(poll), "--heartbeat", str(heartbeat), "--lease", str(lease), "--bind", "127.0.0.1",
+             *args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
         log.close()

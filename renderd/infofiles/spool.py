@@ -26,6 +26,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 import zlib
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from glob import escape as glob_escape
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -522,6 +524,38 @@ class Spool:
         path.mkdir(parents=True, exist_ok=True)  # every time: a person may have deleted it
         return path
 
+    def job_files(self, folder: Path, job_id: str) -> list[str]:
+        """The info files of one job in a state folder (its chunks and finishing steps)."""
+        return sorted(path.name for path in folder.glob(f"{glob_escape(job_id)}-*.yaml"))
+
+    def set_priority(self, name: str, priority: int) -> bool:
+        """Rewrite a queued file's priority under its lock, after reading it; False if it is gone or unusable."""
+        with self.lock(name):
+            entry = self.read_entry(self.queue, name)
+            if entry is None or entry.info is None:
+                return False
+            write_atomic(self.queue / name, fmt.dump(entry.info.with_changes(priority=priority)))
+            return True
+
+    def remove(self, folder: Path, name: str) -> bool:
+        """Delete an info file under its lock (a cancelled chunk); False if it was already gone."""
+        with self.lock(name):
+            try:
+                os.unlink(folder / name)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def remove_job_records(self, job_id: str) -> None:
+        """A finished or cancelled job's manifest, plan, completion records, failed chunks and logs; never output."""
+        for name in self.job_files(self.failed, job_id):
+            self.remove(self.failed, name)
+        for folder in (self.done / job_id, self.logs / job_id):
+            shutil.rmtree(folder, ignore_errors=True)
+        for suffix in (".plan", ".yaml"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.jobs / f"{job_id}{suffix}")
+
     def write_job(self, job: Job) -> None:
         write_atomic(self.jobs / f"{job.id}.yaml", dump_record(job))
 
@@ -573,6 +607,20 @@ class Spool:
         relative = f"logs/{folder}/{held.chunk_id}.{held.info.attempts}.{node}.log"
         fd = os.open(self.root / relative, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         return relative, fd
+
+    # ---- the farm's token ----------------------------------------------------------------------
+
+    def token(self) -> str:
+        """The secret that control requests must carry: $RENDERD_TOKEN, else SPOOL/token, made on first use.
+
+        Whoever can read the spool can read it: the spool is the farm's trust boundary.
+        """
+        if os.environ.get("RENDERD_TOKEN"):
+            return os.environ["RENDERD_TOKEN"]
+        path = self.root / "token"
+        with contextlib.suppress(FileExistsError):
+            write_atomic(path, secrets.token_hex(24) + "\n", exclusive=True)
+        return path.read_text().strip()
 
     # ---- nodes ----------------------------------------------------------------------------------
 

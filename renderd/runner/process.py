@@ -85,6 +85,7 @@ class RenderProcess:
         """Ask the whole tree to stop (SIGTERM); `kill` follows if it has not after a grace period."""
         self._tree = _descendants(self.pid, self.started)
         kill_group(self.pid, signal.SIGTERM)
+        kill_group(self.pid, signal.SIGCONT)  # a paused (SIGSTOPped) render must wake to see the SIGTERM
         for process in self._tree:
             with contextlib.suppress(psutil.Error):
                 process.terminate()
@@ -215,6 +216,23 @@ def find_orphans(
         if not daemon_alive(daemon_pid, daemon_started):
             orphans.append(process)
     return orphans
+
+
+def process_usage(pid: int) -> dict[str, float]:
+    """Resident memory (bytes) and CPU percent of a render and all its children."""
+    try:
+        leader = psutil.Process(pid)
+        tree = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    rss, cpu = 0, 0.0
+    now = time.time()
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            rss += process.memory_info().rss
+            times = process.cpu_times()
+            cpu += 100 * (times.user + times.system) / max(0.1, now - process.create_time())
+    return {"rss": rss, "cpu_percent": round(cpu, 1)}  # CPU: the average over each process's life
 
 
 def alive(pid: int, started: float | None) -> bool:
