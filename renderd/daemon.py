@@ -289,6 +289,7 @@ class Daemon:
             started=fmt.format_time(datetime.fromtimestamp(self.started, UTC)),
             heartbeat=now_text(),
             state=self.state,
+            address=self.address,
             chunk=held.chunk_id if held else None,
             job=info.job if info else None,
             frames=str(info.frames) if info and info.frames else None,

@@ -100,7 +100,7 @@ def test_on_the_same_host_a_dead_pid_releases_the_chunk_at_once(spool: Spool, da
     daemons.wait_registered("b")
     daemon_a.send_signal(signal.SIGKILL)
     daemon_a.wait()
-    wait_for(lambda: (spool.done / job).is_dir() and any((spool.done / job).iterdir()), 20,
+    wait_for(lambda: (spool.done / job).is_dir() and any((spool.done / job).glob("*.yaml")), 20,
              "node b to take over and finish the chunk")
     wait_for(lambda: gone(orphan_pid), 15, "the orphaned render to be killed")
     history = yaml.safe_load(only_file(spool.done / job).read_text())
@@ -220,7 +220,7 @@ def test_a_node_that_failed_a_chunk_leaves_it_to_another(spool: Spool, daemons: 
     time.sleep(0.5)
     job = job_id_of(render(spool, "add", "--cmd", "sh -c 'test $RENDERD_NODE != a'"))
     daemons.start("a")
-    wait_for(lambda: (spool.done / job).is_dir() and any((spool.done / job).iterdir()), 30, "the chunk to finish")
+    wait_for(lambda: (spool.done / job).is_dir() and any((spool.done / job).glob("*.yaml")), 30, "the chunk to finish")
     record = yaml.safe_load(only_file(spool.done / job).read_text())
     assert record["node"] == "b" and record["attempts"] == 2
     assert daemons.log("a").count("running ") == 1, "a must not retry what b could run"
