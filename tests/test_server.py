@@ -192,3 +192,32 @@ def test_priority_retry_rm_and_log_on_a_real_job(spool: Spool, daemons: Daemons,
     assert "out 3" in render(spool, "log", job, "c0002").stdout
     assert "cancel the job first" not in render(spool, "rm", job, check=False).stderr  # nothing queued: allowed
     assert not (spool.jobs / f"{job}.yaml").exists() and not list(spool.failed.glob("*.yaml"))
+
+
+def test_drain_finishes_the_chunk_then_takes_nothing_more(spool: Spool, daemons: Daemons, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    job = render(spool, "add", "--cmd", f"sh -c 'while [ ! -e {go} ]; do sleep 0.1; done'", "--frames", "1-2",
+                 "--chunk", "1").stdout.strip()
+    daemons.start("a")
+    wait_for(lambda: list(spool.running.glob("*.yaml")), 30, "the first chunk to start")
+    assert "drain" in render(spool, "node", "drain", "a").stdout
+    go.touch()
+    wait_for(lambda: len(list((spool.done / job).glob("*.yaml"))) == 1, 20, "the first chunk to finish")
+    time.sleep(1.5)
+    assert len(list(spool.queue.glob("*.yaml"))) == 1 and not list(spool.running.glob("*.yaml"))
+    nodes = {n["name"]: n for n in json.loads(render(spool, "nodes", "--json").stdout)}
+    assert nodes["a"]["state"] == "paused"
+    render(spool, "node", "resume", "a")
+    wait_for(lambda: len(list((spool.done / job).glob("*.yaml"))) == 2, 20, "the second chunk after resume")
+
+
+def test_a_private_node_needs_the_token_for_status_too(spool: Spool, daemons: Daemons) -> None:
+    daemons.start("a", "--private")
+    daemons.wait_registered("a")
+    wait_for(lambda: yaml.safe_load((spool.nodes / "a.yaml").read_text()).get("address"), 10, "the address")
+    address = yaml.safe_load((spool.nodes / "a.yaml").read_text())["address"]
+    assert get(address, "/status")[0] == 401
+    token = (spool.root / "token").read_text().strip()
+    request = urllib.request.Request(address + "/status", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read())["name"] == "a"
