@@ -262,6 +262,14 @@ def _requirements(requires: str, tags: str) -> tuple[Requirement, ...]:
 # ---- jobs and nodes ---------------------------------------------------------------------------------
 
 
+def _known_token(spool: Spool) -> str | None:
+    """The farm's token if one exists already (looking must not create it)."""
+    try:
+        return os.environ.get("RENDERD_TOKEN") or (spool.root / "token").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _pid_check(record: NodeRecord) -> bool | None:
     return alive(record.pid, record.pid_started) if record.host == socket.gethostname() else None
 
@@ -282,7 +290,7 @@ def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list]:
             elif entry.error is not None:
                 invalid.append(Invalid(entry.error.source, str(entry.error)))
         states[folder.name] = good
-    nodes = live_records(spool.list_nodes())
+    nodes = live_records(spool.list_nodes(), _known_token(spool))
     live = {n.name: n.capabilities for n in nodes if node_state(n, now, _pid_check) != "offline"}
     # a node's socket knows the frame in progress before its next heartbeat reaches the info file
     fresh = {(n.name, f"{n.chunk}.yaml"): n.progress for n in nodes if n.chunk and n.progress}
@@ -331,7 +339,7 @@ def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
 def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
     if not spool.exists():
         raise SpoolError(f"{spool.root}: no spool here (start renderd to create one)")
-    nodes = summarize_nodes(live_records(spool.list_nodes()), time.time(), _pid_check)
+    nodes = summarize_nodes(live_records(spool.list_nodes(), _known_token(spool)), time.time(), _pid_check)
     if args.json:
         print(json.dumps([node.to_dict() for node in nodes], indent=1))
         return 0

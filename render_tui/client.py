@@ -33,12 +33,12 @@ def request(address: str, path: str, token: str | None = None, method: str = "GE
     return json.loads(body) if "json" in kind else body.decode("utf-8", "replace")
 
 
-def live_records(records: list[NodeRecord], timeout: float = 0.7) -> list[NodeRecord]:
+def live_records(records: list[NodeRecord], token: str | None = None, timeout: float = 0.7) -> list[NodeRecord]:
     """The node files brought up to date by each node's /status, asked all at once.
 
     A node that answers gives its live figures; one whose port refuses the connection is offline
     (its daemon is gone, whatever its node file says); one that does not answer in time keeps what
-    its node file says.
+    its node file says. `token` lets private nodes answer.
     """
     names = {f.name for f in fields(NodeRecord)}
 
@@ -46,7 +46,7 @@ def live_records(records: list[NodeRecord], timeout: float = 0.7) -> list[NodeRe
         if not record.address or record.state == "offline":
             return record
         try:
-            answer = request(record.address, "/status", timeout=timeout)
+            answer = request(record.address, "/status", token=token, timeout=timeout)
         except NodeUnreachable as error:
             return replace(record, state="offline") if "refused" in str(error).lower() else record
         if not isinstance(answer, dict) or answer.get("pid") != record.pid:
