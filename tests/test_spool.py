@@ -127,3 +127,12 @@ def test_a_jobs_plan_vouches_for_untouched_chunks_only(spool: Spool) -> None:
     assert plan["echo-0001-c0003.yaml"].sig != signature(path.stat())
     (spool.jobs / "echo-0001.plan").write_text("garbage\n")
     assert spool.read_plan("echo-0001") == {}
+
+
+def test_a_running_file_broken_by_hand_goes_back_untouched(spool: Spool) -> None:
+    write_atomic(spool.queue / "x.yaml", fmt.dump(InfoFile(command="false")))
+    held = spool.claim("x.yaml", claim_for("n1"), lambda info: True)
+    assert held is not None
+    (spool.running / "x.yaml").write_text("command: [oops\n")
+    assert spool.fail(held, Attempt(node="n1", error="exit status 1")) == "queued"
+    assert (spool.queue / "x.yaml").read_text() == "command: [oops\n"

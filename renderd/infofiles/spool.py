@@ -86,6 +86,15 @@ def write_atomic(path: Path, text: str | bytes, exclusive: bool = False) -> Sign
     return sig
 
 
+def _free_name(folder: Path, name: str) -> str:
+    """`name`, or `name~2.yaml`, `name~3.yaml`... whichever does not exist in `folder` yet."""
+    candidate, counter = name, 1
+    while os.path.lexists(folder / candidate):
+        counter += 1
+        candidate = f"{name.removesuffix('.yaml')}~{counter}.yaml"
+    return candidate
+
+
 def default_spool() -> Path:
     """`$RENDERD_SPOOL`, else a per-user folder, so one workstation works with no set-up."""
     if os.environ.get("RENDERD_SPOOL"):
@@ -395,6 +404,8 @@ class Spool:
             state = self._reread_held(held)
             if state in ("cancelled", "lost"):
                 return state
+            if state == "unreadable":
+                return self._return_unread(held.name)
             info = held.info
             history = (*info.history, attempt)
             error = f"attempt {info.attempts} on {attempt.node}: {attempt.error}"
@@ -411,19 +422,23 @@ class Spool:
             state = self._reread_held(held)
             if state in ("cancelled", "lost"):
                 return state
+            if state == "unreadable":
+                return self._return_unread(held.name)
             updated = held.info.with_changes(status="queued", claim=None, attempts=max(0, held.info.attempts - 1))
             self._move(held.name, self.running, self.queue, updated)
             return "queued"
+
+    def _return_unread(self, name: str) -> str:
+        """A person broke the running file while it ran: hand it back to the queue exactly as they left it,
+        where it is reported as malformed until fixed (writing ours over it would lose their edit)."""
+        os.rename(self.running / name, self.queue / _free_name(self.queue, name))
+        return "queued"
 
     def _move(self, name: str, source_dir: Path, target_dir: Path, info: InfoFile) -> str:
         """Write `info` over source_dir/name, then rename it into target_dir without replacing a file there."""
         source = source_dir / name
         write_atomic(source, fmt.dump(info))
-        target_name = name
-        counter = 1
-        while os.path.lexists(target_dir / target_name):  # a person dropped a file of the same name meanwhile
-            counter += 1
-            target_name = f"{name.removesuffix('.yaml')}~{counter}.yaml"
+        target_name = _free_name(target_dir, name)  # a person may have dropped a file of that name meanwhile
         os.rename(source, target_dir / target_name)
         return target_name
 
