@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import json
 import os
@@ -13,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from render_tui.client import NodeUnreachable, live_records, tell
+from render_tui import actions
+from render_tui.client import live_records
 from renderd.blendfile import BlendError, BlendInfo, read_blend
 from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
 from renderd.infofiles.format import FrameRange, InfoFile, Requirement, dump, parse, parse_duration
-from renderd.infofiles.records import Job, NodeRecord
 from renderd.infofiles.spool import Spool, default_spool, now_text
 from renderd.planning import (
     VIDEO_CONTAINERS,
@@ -27,8 +26,7 @@ from renderd.planning import (
     plan_blend_job,
     plan_command_job,
 )
-from renderd.runner.process import alive
-from renderd.status import Invalid, JobSummary, node_state, summarize_jobs, summarize_nodes
+from renderd.status import summarize_nodes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,49 +260,8 @@ def _requirements(requires: str, tags: str) -> tuple[Requirement, ...]:
 # ---- jobs and nodes ---------------------------------------------------------------------------------
 
 
-def _known_token(spool: Spool) -> str | None:
-    """The farm's token if one exists already (looking must not create it)."""
-    try:
-        return os.environ.get("RENDERD_TOKEN") or (spool.root / "token").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _pid_check(record: NodeRecord) -> bool | None:
-    return alive(record.pid, record.pid_started) if record.host == socket.gethostname() else None
-
-
-def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list]:
-    """Everything `render jobs` shows, read from the spool."""
-    if not spool.exists():
-        raise SpoolError(f"{spool.root}: no spool here (start renderd or `render add` to create one)")
-    now = time.time()
-    jobs, problems = spool.list_jobs()
-    invalid = [Invalid(error.source, str(error)) for error in problems]
-    states = {}
-    for folder in (spool.queue, spool.running, spool.failed):
-        good = {}
-        for name, entry in spool.scan(folder).items():
-            if entry.info is not None:
-                good[name] = entry.info
-            elif entry.error is not None:
-                invalid.append(Invalid(entry.error.source, str(entry.error)))
-        states[folder.name] = good
-    nodes = live_records(spool.list_nodes(), _known_token(spool))
-    live = {n.name: n.capabilities for n in nodes if node_state(n, now, _pid_check) != "offline"}
-    # a node's socket knows the frame in progress before its next heartbeat reaches the info file
-    fresh = {(n.name, f"{n.chunk}.yaml"): n.progress for n in nodes if n.chunk and n.progress}
-    running = {}
-    for name, info in states["running"].items():
-        claim = info.claim
-        progress = fresh.get((claim.node, name)) if claim else None
-        running[name] = info.with_changes(claim=dataclasses.replace(claim, progress=progress)) if progress else info
-    summaries = summarize_jobs(jobs, states["queue"], running, states["failed"], spool.completions(), live, now)
-    return summaries, invalid, nodes
-
-
 def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
-    summaries, invalid, _nodes = read_farm(spool)
+    summaries, invalid, _nodes = actions.read_farm(spool)
     if args.json:
         print(json.dumps({"jobs": [s.to_dict() for s in summaries],
                           "invalid": [{"path": i.path, "reason": i.reason} for i in invalid]}, indent=1))
@@ -339,7 +296,8 @@ def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
 def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
     if not spool.exists():
         raise SpoolError(f"{spool.root}: no spool here (start renderd to create one)")
-    nodes = summarize_nodes(live_records(spool.list_nodes(), _known_token(spool)), time.time(), _pid_check)
+    nodes = summarize_nodes(live_records(spool.list_nodes(), actions.known_token(spool)), time.time(),
+                            actions.pid_check)
     if args.json:
         print(json.dumps([node.to_dict() for node in nodes], indent=1))
         return 0
@@ -379,94 +337,44 @@ def _duration_text(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-# ---- managing jobs and nodes --------------------------------------------------------------------------
-
-
-def _job(spool: Spool, job_id: str) -> Job:
-    if not spool.exists():
-        raise SpoolError(f"{spool.root}: no spool here")
-    job = spool.read_job(job_id)
-    if job is None:
-        raise UsageError(f"{job_id}: no such job (render jobs lists them)")
-    return job
-
-
-def _set_status(spool: Spool, job: Job, status: str) -> None:
-    spool.write_job(dataclasses.replace(job, status=status))
+# ---- managing jobs and nodes (the work is in render_tui/actions.py, shared with the TUI) ---------------
 
 
 def cmd_priority(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
-    if not -1_000_000 <= args.priority <= 1_000_000:
-        raise UsageError(f"priority: {args.priority} is out of range (-1000000 to 1000000)")
-    changed = sum(spool.set_priority(name, args.priority) for name in spool.job_files(spool.queue, job.id))
-    spool.write_job(dataclasses.replace(job, priority=args.priority))
-    print(f"render: job {job.id}: priority {args.priority} ({changed} queued chunk(s) rewritten)")
+    print(actions.set_priority(spool, args.job, args.priority))
     return 0
 
 
 def cmd_pause(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
-    _set_status(spool, job, "paused")
-    print(f"render: job {job.id} paused: no new chunk of it starts (running ones finish)")
+    print(actions.pause_job(spool, args.job))
     return 0
 
 
 def cmd_resume(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
-    if job.status == "cancelled":
-        raise UsageError(f"{job.id}: the job was cancelled; add it again")
-    _set_status(spool, job, "active")
-    print(f"render: job {job.id} resumed")
+    print(actions.resume_job(spool, args.job))
     return 0
 
 
 def cmd_cancel(spool: Spool, args: argparse.Namespace) -> int:
-    """Durable first (manifest, then the files), then fast: the holders are told over their sockets."""
-    job = _job(spool, args.job)
-    _set_status(spool, job, "cancelled")
-    dropped = sum(spool.remove(spool.queue, name) for name in spool.job_files(spool.queue, job.id))
-    holders = set()
-    for name in spool.job_files(spool.running, job.id):
-        entry = spool.read_entry(spool.running, name)
-        if entry is not None and entry.info is not None and entry.info.claim is not None:
-            holders.add(entry.info.claim.node)
-        spool.remove(spool.running, name)
-    token = spool.token()
-    late = []
-    for record in spool.list_nodes():
-        if record.name in holders:
-            try:
-                tell(record, "cancel", token, job=job.id)
-            except NodeUnreachable:
-                late.append(record.name)
-    print(f"render: job {job.id} cancelled: {dropped} queued chunk(s) dropped, {len(holders)} render(s) stopped")
+    message, late = actions.cancel_job(spool, args.job)
+    print(message)
     if late:
         print(f"render: {', '.join(late)} did not answer; they stop at their next heartbeat", file=sys.stderr)
     return 0
 
 
 def cmd_retry(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
-    moved = sum(spool.retry_failed(name) for name in spool.job_files(spool.failed, job.id))
-    if job.status == "cancelled":
-        _set_status(spool, job, "active")
-    print(f"render: job {job.id}: {moved} failed chunk(s) back in the queue")
+    print(actions.retry_job(spool, args.job))
     return 0
 
 
 def cmd_rm(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
-    busy = spool.job_files(spool.queue, job.id) + spool.job_files(spool.running, job.id)
-    if busy:
-        raise UsageError(f"{job.id}: {len(busy)} chunk(s) still queued or running; cancel the job first")
-    spool.remove_job_records(job.id)
-    print(f"render: job {job.id}: records removed; its frames stay in {job.output or spool.output / job.id}")
+    print(actions.remove_job(spool, args.job))
     return 0
 
 
 def cmd_log(spool: Spool, args: argparse.Namespace) -> int:
-    job = _job(spool, args.job)
+    job = actions.find_job(spool, args.job)
     folder = spool.logs / job.id
     logs = sorted(folder.glob("*.log")) if folder.is_dir() else []
     if args.chunk:
@@ -483,14 +391,7 @@ def cmd_log(spool: Spool, args: argparse.Namespace) -> int:
 
 
 def cmd_node(spool: Spool, args: argparse.Namespace) -> int:
-    record = spool.read_node(args.name)
-    if record is None:
-        raise UsageError(f"{args.name}: no such node (render nodes lists them)")
-    try:
-        tell(record, args.action, spool.token())
-    except NodeUnreachable as error:
-        raise RenderdError(f"node {record.name}: {error}") from None
-    print(f"render: node {record.name}: {args.action}")
+    print(actions.node_command(spool, args.name, args.action))
     return 0
 
 

@@ -1,0 +1,148 @@
+"""What the `render` commands and the TUI do to a farm: each writes the spool first, then tells the nodes.
+
+Every function raises UsageError (unknown job, bad value) or RenderdError (a node that cannot be
+reached) with a one-line message, and returns a one-line report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+
+from render_tui.client import NodeUnreachable, live_records, tell
+from renderd.errors import RenderdError, SpoolError, UsageError
+from renderd.infofiles.records import Job, NodeRecord
+from renderd.infofiles.spool import Spool
+from renderd.runner.process import alive
+from renderd.status import Invalid, JobSummary, node_state, summarize_jobs
+
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+
+
+def find_job(spool: Spool, job_id: str) -> Job:
+    if not spool.exists():
+        raise SpoolError(f"{spool.root}: no spool here")
+    job = spool.read_job(job_id)
+    if job is None:
+        raise UsageError(f"{job_id}: no such job (render jobs lists them)")
+    return job
+
+
+def set_priority(spool: Spool, job_id: str, priority: int) -> str:
+    job = find_job(spool, job_id)
+    if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+        raise UsageError(f"priority: {priority} is out of range ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
+    changed = sum(spool.set_priority(name, priority) for name in spool.job_files(spool.queue, job.id))
+    spool.write_job(dataclasses.replace(job, priority=priority))
+    return f"render: job {job.id}: priority {priority} ({changed} queued chunk(s) rewritten)"
+
+
+def pause_job(spool: Spool, job_id: str) -> str:
+    job = find_job(spool, job_id)
+    spool.write_job(dataclasses.replace(job, status="paused"))
+    return f"render: job {job.id} paused: no new chunk of it starts (running ones finish)"
+
+
+def resume_job(spool: Spool, job_id: str) -> str:
+    job = find_job(spool, job_id)
+    if job.status == "cancelled":
+        raise UsageError(f"{job.id}: the job was cancelled; add it again")
+    spool.write_job(dataclasses.replace(job, status="active"))
+    return f"render: job {job.id} resumed"
+
+
+def cancel_job(spool: Spool, job_id: str) -> tuple[str, list[str]]:
+    """Durable first (manifest, then the files), then fast: the holders are told over their sockets.
+
+    Returns the report and the nodes that did not answer (they notice at their next heartbeat).
+    """
+    job = find_job(spool, job_id)
+    spool.write_job(dataclasses.replace(job, status="cancelled"))
+    dropped = sum(spool.remove(spool.queue, name) for name in spool.job_files(spool.queue, job.id))
+    holders = set()
+    for name in spool.job_files(spool.running, job.id):
+        entry = spool.read_entry(spool.running, name)
+        if entry is not None and entry.info is not None and entry.info.claim is not None:
+            holders.add(entry.info.claim.node)
+        spool.remove(spool.running, name)
+    token = spool.token()
+    late = []
+    for record in spool.list_nodes():
+        if record.name in holders:
+            try:
+                tell(record, "cancel", token, job=job.id)
+            except NodeUnreachable:
+                late.append(record.name)
+    report = f"render: job {job.id} cancelled: {dropped} queued chunk(s) dropped, {len(holders)} render(s) stopped"
+    return report, late
+
+
+def retry_job(spool: Spool, job_id: str) -> str:
+    job = find_job(spool, job_id)
+    moved = sum(spool.retry_failed(name) for name in spool.job_files(spool.failed, job.id))
+    if job.status == "cancelled":
+        spool.write_job(dataclasses.replace(job, status="active"))
+    return f"render: job {job.id}: {moved} failed chunk(s) back in the queue"
+
+
+def remove_job(spool: Spool, job_id: str) -> str:
+    job = find_job(spool, job_id)
+    busy = spool.job_files(spool.queue, job.id) + spool.job_files(spool.running, job.id)
+    if busy:
+        raise UsageError(f"{job.id}: {len(busy)} chunk(s) still queued or running; cancel the job first")
+    spool.remove_job_records(job.id)
+    return f"render: job {job.id}: records removed; its frames stay in {job.output or spool.output / job.id}"
+
+
+def node_command(spool: Spool, name: str, action: str) -> str:
+    record = spool.read_node(name)
+    if record is None:
+        raise UsageError(f"{name}: no such node (render nodes lists them)")
+    try:
+        tell(record, action, spool.token())
+    except NodeUnreachable as error:
+        raise RenderdError(f"node {record.name}: {error}") from None
+    return f"render: node {record.name}: {action}"
+
+
+def known_token(spool: Spool) -> str | None:
+    """The farm's token if one exists already (looking must not create it)."""
+    try:
+        return os.environ.get("RENDERD_TOKEN") or (spool.root / "token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def pid_check(record: NodeRecord) -> bool | None:
+    return alive(record.pid, record.pid_started) if record.host == socket.gethostname() else None
+
+
+def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list[NodeRecord]]:
+    """Everything `render jobs` shows, read from the spool."""
+    if not spool.exists():
+        raise SpoolError(f"{spool.root}: no spool here (start renderd or `render add` to create one)")
+    now = time.time()
+    jobs, problems = spool.list_jobs()
+    invalid = [Invalid(error.source, str(error)) for error in problems]
+    states = {}
+    for folder in (spool.queue, spool.running, spool.failed):
+        good = {}
+        for name, entry in spool.scan(folder).items():
+            if entry.info is not None:
+                good[name] = entry.info
+            elif entry.error is not None:
+                invalid.append(Invalid(entry.error.source, str(entry.error)))
+        states[folder.name] = good
+    nodes = live_records(spool.list_nodes(), known_token(spool))
+    live = {n.name: n.capabilities for n in nodes if node_state(n, now, pid_check) != "offline"}
+    # a node's socket knows the frame in progress before its next heartbeat reaches the info file
+    fresh = {(n.name, f"{n.chunk}.yaml"): n.progress for n in nodes if n.chunk and n.progress}
+    running = {}
+    for name, info in states["running"].items():
+        claim = info.claim
+        progress = fresh.get((claim.node, name)) if claim else None
+        running[name] = info.with_changes(claim=dataclasses.replace(claim, progress=progress)) if progress else info
+    summaries = summarize_jobs(jobs, states["queue"], running, states["failed"], spool.completions(), live, now)
+    return summaries, invalid, nodes
