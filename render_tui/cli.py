@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("log", parents=[common], help="the logs of a job's chunks (every attempt)")
     logs.add_argument("job")
     logs.add_argument("chunk", nargs="?", help="one chunk: c0003, or its full name")
+    commands.add_parser("tui", parents=[common], help="the Textual front-end (also plain `render`)")
     node = commands.add_parser("node", parents=[common], help="control one daemon over its socket")
     node.add_argument("action", choices=("pause", "resume", "drain", "kill"))
     node.add_argument("name")
@@ -86,9 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command in (None, "tui"):
+        return run_tui(Spool(getattr(args, "spool", None) or default_spool()))
     try:
         spool = Spool(getattr(args, "spool", None) or default_spool())
         handlers = {"add": cmd_add, "jobs": cmd_jobs, "nodes": cmd_nodes, "info": cmd_info, "priority": cmd_priority,
@@ -103,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+
+
+def run_tui(spool: Spool) -> int:
+    if not spool.exists():
+        print(f"render: {spool.root}: no spool here (start renderd or `render add` to create one)", file=sys.stderr)
+        return 2
+    from render_tui.app import RenderApp  # Textual only for the front-end, not for the commands
+
+    RenderApp(spool).run()
+    return 0
 
 
 # ---- add -------------------------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+"""The Textual front-end: jobs, nodes and logs of the farm, refreshed by a worker thread, managed by keys."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
+
+from render_tui import actions
+from render_tui.confirm import ConfirmScreen
+from renderd.errors import RenderdError
+from renderd.infofiles.format import parse_time
+from renderd.infofiles.records import NodeRecord
+from renderd.infofiles.spool import Spool
+from renderd.status import Invalid, JobSummary, node_state
+
+BAR_WIDTH = 20
+LOG_TAIL = 16 * 1024
+
+
+@dataclass
+class FarmUpdated(Message):
+    """A fresh look at the farm, read by the refresh worker (never by the UI thread)."""
+
+    jobs: list[JobSummary]
+    invalid: list[Invalid]
+    nodes: list[NodeRecord]
+    log: tuple[str, str] | None  # (path, tail) of the selected job's newest log
+    error: str | None = None
+
+
+def progress_bar(summary: JobSummary, width: int = BAR_WIDTH) -> Text:
+    """Frames done, running, queued and failed as one coloured bar."""
+    total = max(1, summary.total, summary.done + summary.running + summary.queued + summary.failed)
+    bar = Text()
+    used = 0
+    for count, char, style in ((summary.done, "█", "green"), (summary.running, "█", "yellow"),
+                               (summary.failed, "█", "red"), (summary.queued, "░", "")):
+        cells = round(count * width / total)
+        cells = min(cells, width - used)
+        bar.append(char * cells, style=style)
+        used += cells
+    bar.append("░" * (width - used), style="dim")
+    return bar
+
+
+def usage_bar(used: int | None, total: int | None, width: int = 10) -> Text:
+    if not total or used is None:
+        return Text("")
+    share = min(1.0, used / total)
+    cells = round(share * width)
+    style = "red" if share > 0.9 else "yellow" if share > 0.7 else "green"
+    return Text("█" * cells, style=style) + Text("░" * (width - cells), style="dim") + Text(f" {share:.0%}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+class RenderApp(App[None]):
+    """`render tui`: the farm in one terminal."""
+
+    TITLE = "renderd"
+    CSS_PATH = "render.tcss"
+    BINDINGS = [
+        Binding("plus,equals_sign", "priority(10)", "Priority+", id="priority-up", tooltip="Raise the job's priority"),
+        Binding("minus", "priority(-10)", "Priority-", id="priority-down", tooltip="Lower the job's priority"),
+        Binding("p", "job('pause')", "Pause", id="pause-job", tooltip="Start no new chunk of the job"),
+        Binding("r", "job('resume')", "Resume", id="resume-job", tooltip="Let a paused job run"),
+        Binding("c", "cancel_job", "Cancel", id="cancel-job", tooltip="Cancel the job (asks first)"),
+        Binding("R", "job('retry')", "Retry", id="retry-job", tooltip="Failed chunks back to the queue"),
+        Binding("P", "node('pause')", "Pause node", id="pause-node", tooltip="Suspend the node's render"),
+        Binding("U", "node('resume')", "Resume node", id="resume-node"),
+        Binding("D", "node('drain')", "Drain node", id="drain-node", tooltip="Finish the chunk, take no more"),
+        Binding("question_mark", "help_panel", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, spool: Spool, interval: float = 1.0):
+        super().__init__()
+        self.spool = spool
+        self.interval = interval
+        self.selected_job: str | None = None
+        self.selected_node: str | None = None
+        self.jobs: list[JobSummary] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(id="tabs"):
+            with TabPane("Jobs", id="jobs-tab"):
+                yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+            with TabPane("Nodes", id="nodes-tab"):
+                yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+            with TabPane("Log", id="log-tab"):
+                yield RichLog(id="log", wrap=False, highlight=False, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.spool.root)
+        jobs = self.query_one("#jobs", DataTable)
+        jobs.add_columns("job", "progress", "done", "status", "pri", "owner", "elapsed", "eta", "notes")
+        nodes = self.query_one("#nodes", DataTable)
+        nodes.add_columns("node", "host", "state", "chunk", "progress", "cpu", "load", "memory", "swap", "seen")
+        self.refresh_farm()
+        self.set_interval(self.interval, self.refresh_farm)
+
+    # ---- reading the farm, off the UI thread ------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def refresh_farm(self) -> None:
+        try:
+            jobs, invalid, nodes = actions.read_farm(self.spool)
+        except (RenderdError, OSError) as error:
+            self.post_message(FarmUpdated([], [], [], None, str(error)))
+            return
+        self.post_message(FarmUpdated(jobs, invalid, nodes, self._log_tail(self.selected_job)))
+
+    def _log_tail(self, job_id: str | None) -> tuple[str, str] | None:
+        if not job_id:
+            return None
+        folder = self.spool.logs / job_id
+        try:
+            newest = max(folder.glob("*.log"), key=lambda path: path.stat().st_mtime)
+            with newest.open("rb") as handle:
+                handle.seek(max(0, newest.stat().st_size - LOG_TAIL))
+                return str(newest.relative_to(self.spool.root)), handle.read().decode("utf-8", "replace")
+        except (ValueError, OSError):
+            return None
+
+    @on(FarmUpdated)
+    def show_farm(self, update: FarmUpdated) -> None:
+        if update.error:
+            self.sub_title = update.error
+            return
+        self.sub_title = f"{self.spool.root} · {len(update.jobs)} job(s) · {len(update.nodes)} node(s)"
+        self.jobs = update.jobs
+        self._fill_jobs(update.jobs, update.invalid)
+        self._fill_nodes(update.nodes)
+        log = self.query_one("#log", RichLog)
+        log.clear()
+        if update.log:
+            log.write(Text(f"==> {update.log[0]} <==", style="bold"))
+            log.write(update.log[1])
+        elif self.selected_job:
+            log.write(f"job {self.selected_job} has no log yet")
+
+    def _fill_jobs(self, jobs: list[JobSummary], invalid: list[Invalid]) -> None:
+        table = self.query_one("#jobs", DataTable)
+        keep = self.selected_job
+        table.clear()
+        for job in jobs:
+            notes = [*job.errors, *(f"{k}: {v}" for k, v in job.steps.items())]
+            if job.waiting:
+                notes.insert(0, f"waiting: {job.waiting}")
+            notes += job.progress
+            status = Text(job.status, style={"failed": "red", "done": "green", "running": "yellow",
+                                              "cancelled": "dim", "paused": "magenta"}.get(job.status, ""))
+            table.add_row(job.id, progress_bar(job), f"{job.done}/{job.total}", status, str(job.priority or ""),
+                          job.owner or "", _duration(job.elapsed), _duration(job.eta), "; ".join(notes)[:200],
+                          key=job.id)
+        for problem in invalid:
+            table.add_row(Text(Path(problem.path).name, style="red"), Text("invalid", style="red"), "", "", "", "",
+                          "", "", problem.reason, key=f"invalid:{problem.path}")
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
+        elif jobs and self.selected_job is None:
+            self.selected_job = jobs[0].id
+
+    def _fill_nodes(self, nodes: list[NodeRecord]) -> None:
+        table = self.query_one("#nodes", DataTable)
+        keep = self.selected_node
+        table.clear()
+        now = time.time()
+        for record in nodes:
+            state = node_state(record, now, actions.pid_check)
+            offline = state == "offline"
+            style = "dim" if offline else ""
+            beat = parse_time(record.heartbeat)
+            cells = [
+                Text(record.name, style=style), Text(record.host, style=style),
+                Text(state, style="dim" if offline else {"busy": "yellow", "paused": "magenta"}.get(state, "green")),
+                Text("" if offline else (record.chunk or ""), style=style),
+                Text("" if offline else (record.progress or ""), style=style),
+                Text("" if record.cpu_percent is None else f"{record.cpu_percent:.0f}%", style=style),
+                Text(f"{record.load[0]:.2f}" if record.load else "", style=style),
+                usage_bar(record.memory.get("used"), record.memory.get("total")),
+                usage_bar(record.swap.get("used"), record.swap.get("total")),
+                Text("" if beat is None else f"{_duration(max(0.0, now - beat))} ago", style=style),
+            ]
+            table.add_row(*cells, key=record.name)
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
+        elif nodes and self.selected_node is None:
+            self.selected_node = nodes[0].name
+
+    @on(DataTable.RowHighlighted, "#jobs")
+    def job_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and not key.startswith("invalid:"):
+            self.selected_job = key
+
+    @on(DataTable.RowHighlighted, "#nodes")
+    def node_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.selected_node = event.row_key.value if event.row_key else None
+
+    # ---- actions: the spool is written in a worker, the result shown as a notification ---------------
+
+    def action_priority(self, step: int) -> None:
+        job = self._job_for_action()
+        if job is not None:
+            priority = next((j.priority for j in self.jobs if j.id == job), 50) or 0
+            self._act(actions.set_priority, self.spool, job, priority + step)
+
+    def action_job(self, what: str) -> None:
+        job = self._job_for_action()
+        if job is not None:
+            do = {"pause": actions.pause_job, "resume": actions.resume_job, "retry": actions.retry_job}[what]
+            self._act(do, self.spool, job)
+
+    def action_cancel_job(self) -> None:
+        job = self._job_for_action()
+        if job is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(lambda spool, job_id: actions.cancel_job(spool, job_id)[0], self.spool, job)
+
+        self.push_screen(ConfirmScreen(f"Cancel job {job}? Its queued chunks are dropped and its renders stopped."),
+                         answered)
+
+    def action_node(self, what: str) -> None:
+        if self.selected_node is None:
+            self.notify("choose a node on the Nodes tab first", severity="warning")
+            return
+        self._act(actions.node_command, self.spool, self.selected_node, what)
+
+    def _job_for_action(self) -> str | None:
+        if self.selected_job is None:
+            self.notify("choose a job on the Jobs tab first", severity="warning")
+        return self.selected_job
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def _act(self, function, *args) -> None:  # noqa: ANN001 - any of the actions functions
+        try:
+            message = function(*args)
+        except RenderdError as error:
+            self.call_from_thread(self.notify, str(error).removeprefix("render: "), severity="error")
+            return
+        self.call_from_thread(self.notify, str(message).removeprefix("render: "))
+        self.call_from_thread(self.refresh_farm)

@@ -1,0 +1,72 @@
+"""The Textual front-end driven by its pilot against a real spool and a real daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import yaml
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from render_tui.app import RenderApp
+from render_tui.confirm import ConfirmScreen
+from renderd.infofiles.spool import Spool
+from tests.conftest import Daemons, render
+
+
+async def until(pilot: Pilot, condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cell_texts(table: DataTable) -> list[str]:
+    return [" ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+
+
+async def test_jobs_nodes_priority_resume_and_cancel(spool: Spool, daemons: Daemons) -> None:
+    job = render(spool, "add", "--cmd", "sleep 60", "--frames", "1-4", "--chunk", "2", "--paused").stdout.strip()
+    (spool.queue / "broken.yaml").write_text("command: [oops\n")
+    daemons.start("a")
+    daemons.wait_registered("a")
+    app = RenderApp(spool, interval=0.3)
+    async with app.run_test(size=(120, 30)) as pilot:
+        jobs = app.query_one("#jobs", DataTable)
+        await until(pilot, lambda: any(job in row for row in cell_texts(jobs)), "the job row")
+        rows = cell_texts(jobs)
+        assert any("paused" in row for row in rows if job in row)
+        assert any("broken.yaml" in row and "bad YAML" in row for row in rows)
+
+        await pilot.press("plus")
+        await until(pilot, lambda: all(yaml.safe_load(p.read_text())["priority"] == 60
+                                       for p in spool.queue.glob(f"{job}-*.yaml")), "priority 60 in the files")
+        await pilot.press("r")
+        await until(pilot, lambda: list(spool.running.glob(f"{job}-*.yaml")), "the job to start on the node")
+
+        app.query_one(TabbedContent).active = "nodes-tab"
+        nodes = app.query_one("#nodes", DataTable)
+        await until(pilot, lambda: any(row.startswith("a ") and "busy" in row for row in cell_texts(nodes)),
+                    "node a busy in the Nodes tab")
+
+        app.query_one(TabbedContent).active = "jobs-tab"
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: yaml.safe_load((spool.jobs / f"{job}.yaml").read_text())["status"] == "cancelled",
+                    "the job cancelled")
+        await until(pilot, lambda: not list(spool.running.glob(f"{job}-*.yaml")), "its render stopped")
+
+
+async def test_escape_on_the_confirmation_cancels_nothing(spool: Spool) -> None:
+    job = render(spool, "add", "--cmd", "true", "--paused").stdout.strip()
+    app = RenderApp(spool, interval=0.3)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.selected_job == job, "the job selected")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+    assert yaml.safe_load((spool.jobs / f"{job}.yaml").read_text())["status"] == "paused"
+    assert list(spool.queue.glob(f"{job}-*.yaml"))
