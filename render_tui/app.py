@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, T
 
 from render_tui import actions
 from render_tui.confirm import ConfirmScreen
+from render_tui.preview import FramePreview, half_blocks, newest_frame
 from renderd.errors import RenderdError
 from renderd.infofiles.format import parse_time
 from renderd.infofiles.records import NodeRecord
@@ -33,6 +34,7 @@ class FarmUpdated(Message):
     invalid: list[Invalid]
     nodes: list[NodeRecord]
     log: tuple[str, str] | None  # (path, tail) of the selected job's newest log
+    preview: tuple[list, str] | None = None  # half-block cells of the job's newest frame, and a caption
     error: str | None = None
 
 
@@ -84,7 +86,7 @@ class RenderApp(App[None]):
         Binding("P", "node('pause')", "Pause node", id="pause-node", tooltip="Suspend the node's render"),
         Binding("U", "node('resume')", "Resume node", id="resume-node"),
         Binding("D", "node('drain')", "Drain node", id="drain-node", tooltip="Finish the chunk, take no more"),
-        Binding("question_mark", "help_panel", "Help", id="help"),
+        Binding("question_mark", "toggle_help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -95,6 +97,8 @@ class RenderApp(App[None]):
         self.selected_job: str | None = None
         self.selected_node: str | None = None
         self.jobs: list[JobSummary] = []
+        self._preview_key: tuple | None = None
+        self._preview_cells: list = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +109,8 @@ class RenderApp(App[None]):
                 yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
             with TabPane("Log", id="log-tab"):
                 yield RichLog(id="log", wrap=False, highlight=False, max_lines=2000)
+            with TabPane("Frame", id="frame-tab"):
+                yield FramePreview(id="frame")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,16 +122,40 @@ class RenderApp(App[None]):
         self.refresh_farm()
         self.set_interval(self.interval, self.refresh_farm)
 
+    def refresh_farm(self) -> None:
+        frame = self.query_one("#frame", FramePreview)
+        self._read_farm(self.selected_job, frame.size.width or 60, max(4, (frame.size.height or 20) - 1))
+
     # ---- reading the farm, off the UI thread ------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def refresh_farm(self) -> None:
+    def _read_farm(self, job: str | None, width: int, height: int) -> None:
         try:
             jobs, invalid, nodes = actions.read_farm(self.spool)
         except (RenderdError, OSError) as error:
-            self.post_message(FarmUpdated([], [], [], None, str(error)))
+            self.post_message(FarmUpdated([], [], [], None, error=str(error)))
             return
-        self.post_message(FarmUpdated(jobs, invalid, nodes, self._log_tail(self.selected_job)))
+        self.post_message(FarmUpdated(jobs, invalid, nodes, self._log_tail(job), self._preview(job, width, height)))
+
+    def _preview(self, job_id: str | None, width: int, height: int) -> tuple[list, str] | None:
+        """Half blocks of the job's newest frame; decoded again only when that file or the size changed."""
+        if not job_id:
+            return None
+        manifest = self.spool.read_job(job_id)
+        folder = self.spool.output / job_id
+        if manifest is not None and manifest.output and "{output}" not in manifest.output:
+            folder = Path(manifest.output).parent
+        frame = newest_frame(folder)
+        if frame is None:
+            return [], f"{job_id}: no frame yet"
+        try:
+            key = (frame, frame.stat().st_mtime_ns, width, height)
+            if key != self._preview_key:
+                self._preview_cells = half_blocks(frame, width, height)
+                self._preview_key = key
+        except (OSError, ValueError) as error:
+            return [], f"{frame.name}: cannot show it ({error})"
+        return self._preview_cells, f"{frame.name} ({job_id})"
 
     def _log_tail(self, job_id: str | None) -> tuple[str, str] | None:
         if not job_id:
@@ -148,6 +178,8 @@ class RenderApp(App[None]):
         self.jobs = update.jobs
         self._fill_jobs(update.jobs, update.invalid)
         self._fill_nodes(update.nodes)
+        if update.preview is not None:
+            self.query_one("#frame", FramePreview).show(*update.preview)
         log = self.query_one("#log", RichLog)
         log.clear()
         if update.log:
@@ -214,6 +246,12 @@ class RenderApp(App[None]):
     @on(DataTable.RowHighlighted, "#nodes")
     def node_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.selected_node = event.row_key.value if event.row_key else None
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     # ---- actions: the spool is written in a worker, the result shown as a notification ---------------
 

@@ -70,3 +70,26 @@ async def test_escape_on_the_confirmation_cancels_nothing(spool: Spool) -> None:
         await pilot.pause(0.5)
     assert yaml.safe_load((spool.jobs / f"{job}.yaml").read_text())["status"] == "paused"
     assert list(spool.queue.glob(f"{job}-*.yaml"))
+
+
+async def test_the_frame_tab_shows_the_newest_frame_in_half_blocks(spool: Spool) -> None:
+    from PIL import Image
+
+    from render_tui.preview import FramePreview
+
+    job = render(spool, "add", "--cmd", "true", "--paused").stdout.strip()
+    folder = spool.output / job
+    folder.mkdir(parents=True)
+    Image.new("RGB", (64, 48), (255, 0, 0)).save(folder / "f_0001.png")
+    Image.new("RGB", (64, 48), (0, 0, 255)).save(folder / "f_0002.png")
+    app = RenderApp(spool, interval=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(TabbedContent).active = "frame-tab"
+        frame = app.query_one("#frame", FramePreview)
+        await until(pilot, lambda: frame.cells, "the preview")
+        assert "f_0002.png" in frame.caption
+        top, bottom = frame.cells[0][0]
+        assert top == bottom == (0, 0, 255)  # the newest frame, blue
+        assert len(frame.cells[0]) <= frame.size.width and len(frame.cells) < frame.size.height
+        await pilot.press("question_mark")
+        await until(pilot, lambda: app.screen.query("HelpPanel"), "the help panel")
