@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, T
 
 from render_tui import actions
 from render_tui.confirm import ConfirmScreen
+from render_tui.job_screen import JobScreen
 from render_tui.preview import FramePreview, half_blocks, newest_frame
 from renderd.errors import RenderdError
 from renderd.infofiles.format import parse_time
@@ -99,31 +100,38 @@ class RenderApp(App[None]):
         self.jobs: list[JobSummary] = []
         self._preview_key: tuple | None = None
         self._preview_cells: list = []
+        # kept, because a pushed screen (a job's detail, a question) hides them from query_one
+        self.jobs_table = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        self.nodes_table = DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+        self.log_view = RichLog(id="log", wrap=False, highlight=False, max_lines=2000)
+        self.frame_view = FramePreview(id="frame")
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="tabs"):
             with TabPane("Jobs", id="jobs-tab"):
-                yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+                yield self.jobs_table
             with TabPane("Nodes", id="nodes-tab"):
-                yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+                yield self.nodes_table
             with TabPane("Log", id="log-tab"):
-                yield RichLog(id="log", wrap=False, highlight=False, max_lines=2000)
+                yield self.log_view
             with TabPane("Frame", id="frame-tab"):
-                yield FramePreview(id="frame")
+                yield self.frame_view
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.spool.root)
-        jobs = self.query_one("#jobs", DataTable)
+        jobs = self.jobs_table
         jobs.add_columns("job", "progress", "done", "status", "pri", "owner", "elapsed", "eta", "notes")
-        nodes = self.query_one("#nodes", DataTable)
+        nodes = self.nodes_table
         nodes.add_columns("node", "host", "state", "chunk", "progress", "cpu", "load", "memory", "swap", "seen")
         self.refresh_farm()
         self.set_interval(self.interval, self.refresh_farm)
 
     def refresh_farm(self) -> None:
-        frame = self.query_one("#frame", FramePreview)
+        if len(self.screen_stack) > 1 and not isinstance(self.screen, ConfirmScreen):
+            return  # a job's detail screen is open and does its own reading
+        frame = self.frame_view
         self._read_farm(self.selected_job, frame.size.width or 60, max(4, (frame.size.height or 20) - 1))
 
     # ---- reading the farm, off the UI thread ------------------------------------------------------
@@ -179,8 +187,8 @@ class RenderApp(App[None]):
         self._fill_jobs(update.jobs, update.invalid)
         self._fill_nodes(update.nodes)
         if update.preview is not None:
-            self.query_one("#frame", FramePreview).show(*update.preview)
-        log = self.query_one("#log", RichLog)
+            self.frame_view.show(*update.preview)
+        log = self.log_view
         log.clear()
         if update.log:
             log.write(Text(f"==> {update.log[0]} <==", style="bold"))
@@ -189,7 +197,7 @@ class RenderApp(App[None]):
             log.write(f"job {self.selected_job} has no log yet")
 
     def _fill_jobs(self, jobs: list[JobSummary], invalid: list[Invalid]) -> None:
-        table = self.query_one("#jobs", DataTable)
+        table = self.jobs_table
         keep = self.selected_job
         table.clear()
         for job in jobs:
@@ -211,7 +219,7 @@ class RenderApp(App[None]):
             self.selected_job = jobs[0].id
 
     def _fill_nodes(self, nodes: list[NodeRecord]) -> None:
-        table = self.query_one("#nodes", DataTable)
+        table = self.nodes_table
         keep = self.selected_node
         table.clear()
         now = time.time()
@@ -242,6 +250,12 @@ class RenderApp(App[None]):
         key = event.row_key.value if event.row_key else None
         if key and not key.startswith("invalid:"):
             self.selected_job = key
+
+    @on(DataTable.RowSelected, "#jobs")
+    def open_job(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and not key.startswith("invalid:"):
+            self.push_screen(JobScreen(self.spool, key, self.interval))
 
     @on(DataTable.RowHighlighted, "#nodes")
     def node_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -93,3 +93,27 @@ async def test_the_frame_tab_shows_the_newest_frame_in_half_blocks(spool: Spool)
         assert len(frame.cells[0]) <= frame.size.width and len(frame.cells) < frame.size.height
         await pilot.press("question_mark")
         await until(pilot, lambda: app.screen.query("HelpPanel"), "the help panel")
+
+
+async def test_enter_opens_a_job_with_its_chunks_and_logs(spool: Spool, daemons: Daemons) -> None:
+    from render_tui.job_screen import JobScreen
+
+    job = render(spool, "add", "--cmd", "sh -c 'echo hello {start}; exit $(( {start} % 2 ))'", "--frames", "1-2",
+                 "--chunk", "1", "--max-attempts", "1").stdout.strip()
+    daemons.start("a", "--exit-when-idle")
+    assert daemons.wait_exit("a", timeout=60) == 0
+    app = RenderApp(spool, interval=0.3)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.selected_job == job, "the job")
+        app.query_one("#jobs", DataTable).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job screen")
+        chunks = app.screen.query_one("#chunks", DataTable)
+        await until(pilot, lambda: chunks.row_count == 2, "both chunks")
+        rows = cell_texts(chunks)
+        assert any("c0001" in row and "failed" in row and "exit status 1" in row for row in rows)
+        assert any("c0002" in row and "done" in row for row in rows)
+        log = app.screen.query_one("#chunk-log")
+        await until(pilot, lambda: any("hello 1" in str(line.text) for line in log.lines), "the first chunk's log")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, JobScreen), "back to the jobs")

@@ -592,6 +592,13 @@ class Spool:
                 problems.append(InfoFileError(str(path), f"cannot read: {error.strerror}"))
         return jobs, problems
 
+    def job_completions(self, job_id: str) -> list[Completion]:
+        records = []
+        for path in sorted((self.done / job_id).glob("*.yaml")):
+            with contextlib.suppress(InfoFileError, OSError):
+                records.append(parse_record(Completion, path.read_bytes(), str(path)))
+        return records
+
     def completions(self) -> dict[str, list[Completion]]:
         """Completion records by job id (LOOSE for chunks that had none)."""
         result: dict[str, list[Completion]] = {}
