@@ -1,75 +1,66 @@
-"""`render-fs [DIR] [--ext .blend,.pov]`: pick a file and print its path (exit 1 when cancelled)."""
+"""`render-fs [DIR] [--ext .blend,.pov]`: choose a file and print its path (exit 1 when cancelled)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DirectoryTree, Footer, Header
+from textual.widgets import Footer, Header
+
+from fs_browser.widget import FileBrowser
 
 
-class FileTree(DirectoryTree):
-    """A directory tree that shows folders and only the files with the wanted extensions."""
+def describe_blend(path: Path) -> str:
+    """The scenes of a .blend, for the details line (read without Blender)."""
+    from renderd.blendfile import BlendError, read_blend
 
-    def __init__(self, path: str | Path, extensions: tuple[str, ...] = (), show_hidden: bool = False, **kwargs):
-        self.extensions = tuple(ext.lower() for ext in extensions)
-        self.show_hidden = show_hidden
-        super().__init__(path, **kwargs)
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        for path in paths:
-            if not self.show_hidden and path.name.startswith("."):
-                continue
-            try:
-                is_dir = path.is_dir()
-            except OSError:
-                continue
-            if is_dir or not self.extensions or path.suffix.lower() in self.extensions:
-                yield path
+    try:
+        info = read_blend(path, check_assets=False)
+    except BlendError as error:
+        return str(error)
+    scenes = ", ".join(f"{'*' if s.active else ''}{s.name} {s.frames}" for s in info.scenes)
+    return f"Blender {info.version}: {scenes}"
 
 
 class FileBrowserApp(App[Path | None]):
     """The file browser on its own: Enter on a file chooses it, Escape cancels."""
 
     TITLE = "render-fs"
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="cancel"),
-        Binding("backspace", "parent", "Parent folder", id="parent"),
-        Binding("full_stop", "toggle_hidden", "Hidden files", id="hidden"),
-    ]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 
     def __init__(self, start: Path, extensions: tuple[str, ...] = ()):
         super().__init__()
-        self.start = start.resolve()
+        self.start = start
         self.extensions = extensions
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield FileTree(self.start, self.extensions, id="tree")
+        yield FileBrowser(self.start, self.extensions, id="browser")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.sub_title = str(self.start)
-
-    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+    @on(FileBrowser.Chosen)
+    def chosen(self, event: FileBrowser.Chosen) -> None:
         self.exit(event.path)
+
+    @on(FileBrowser.Highlighted)
+    def highlighted(self, event: FileBrowser.Highlighted) -> None:
+        browser = self.query_one(FileBrowser)
+        if event.path is not None and event.path.suffix.lower() == ".blend":
+            self._describe(event.path)
+        else:
+            browser.show_details("")
+
+    @work(thread=True, exclusive=True, group="describe", exit_on_error=False)
+    def _describe(self, path: Path) -> None:
+        text = describe_blend(path)
+        self.call_from_thread(self.query_one(FileBrowser).show_details, f"{path.name}: {text}")
 
     def action_cancel(self) -> None:
         self.exit(None)
-
-    def action_parent(self) -> None:
-        tree = self.query_one(FileTree)
-        tree.path = Path(tree.path).resolve().parent
-        self.sub_title = str(tree.path)
-
-    def action_toggle_hidden(self) -> None:
-        tree = self.query_one(FileTree)
-        tree.show_hidden = not tree.show_hidden
-        tree.reload()
 
 
 def main(argv: list[str] | None = None) -> int:
