@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from render_tui.client import NodeUnreachable, live_records, tell
+from renderd.blendfile import BlendInfo, Scene
 from renderd.errors import RenderdError, SpoolError, UsageError
 from renderd.infofiles.records import Job, NodeRecord
-from renderd.infofiles.spool import Spool
+from renderd.infofiles.spool import Spool, now_text
+from renderd.planning import BlendJobRequest, job_stem, plan_blend_job
 from renderd.runner.process import alive
 from renderd.status import Invalid, JobSummary, node_state, summarize_jobs
 
@@ -28,6 +33,50 @@ def find_job(spool: Spool, job_id: str) -> Job:
     if job is None:
         raise UsageError(f"{job_id}: no such job (render jobs lists them)")
     return job
+
+
+def create_job(spool: Spool, stem: str, plan: Callable[[str], tuple]) -> str:
+    """Plan and write a job under a fresh id `stem-xxxx` (the manifest is created exclusively)."""
+    for _ in range(20):
+        job_id = f"{stem}-{secrets.token_hex(2)}"
+        job, chunks, finishing = plan(job_id)
+        try:
+            spool.create_job(job, chunks, finishing)
+        except FileExistsError:
+            continue
+        return job_id
+    raise RenderdError(f"{spool.jobs}: could not find a free job id for {stem!r}")
+
+
+def choose_scenes(blend: BlendInfo, scene: str | None) -> list[Scene]:
+    """`*` for every scene, a name for one, None for the file's active scene."""
+    if scene == "*":
+        return list(blend.scenes)
+    if scene:
+        found = blend.scene(scene)
+        if found is None:
+            names = ", ".join(s.name for s in blend.scenes)
+            raise UsageError(f"--scene: {blend.path} has no scene {scene!r} (it has {names})")
+        return [found]
+    return [blend.active_scene]
+
+
+def add_blend(
+    spool: Spool, path: Path, scenes: list[Scene], template: BlendJobRequest, name: str | None = None
+) -> list[tuple[str, Scene]]:
+    """One job per scene from `template` (its blend and scene are filled in here); the job ids."""
+    path = path.resolve()
+    spool.ensure()
+    root = spool.root.resolve()
+    # inside the spool, the nodes find the file relative to their own mount of it
+    where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    added = []
+    for scene in scenes:
+        request = dataclasses.replace(template, blend=where, scene=scene)
+        stem = job_stem(name or f"{path.stem}-{scene.name}")
+        job_id = create_job(spool, stem, lambda job_id, r=request: plan_blend_job(r, job_id, now_text()))
+        added.append((job_id, scene))
+    return added
 
 
 def set_priority(spool: Spool, job_id: str, priority: int) -> str:

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, RichLog, TabbedContent, TabPane
 
 from render_tui import actions
+from render_tui.add_screen import AddScreen
 from render_tui.confirm import ConfirmScreen
 from render_tui.job_screen import JobScreen
 from render_tui.preview import FramePreview, half_blocks, newest_frame
@@ -78,6 +79,7 @@ class RenderApp(App[None]):
     TITLE = "renderd"
     CSS_PATH = "render.tcss"
     BINDINGS = [
+        Binding("a", "add", "Add", id="add", tooltip="Add a .blend file"),
         Binding("plus,equals_sign", "priority(10)", "Priority+", id="priority-up", tooltip="Raise the job's priority"),
         Binding("minus", "priority(-10)", "Priority-", id="priority-down", tooltip="Lower the job's priority"),
         Binding("p", "job('pause')", "Pause", id="pause-job", tooltip="Start no new chunk of the job"),
@@ -91,9 +93,10 @@ class RenderApp(App[None]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, spool: Spool, interval: float = 1.0):
+    def __init__(self, spool: Spool, interval: float = 1.0, start_folder: Path | None = None):
         super().__init__()
         self.spool = spool
+        self.start_folder = start_folder or Path.cwd()
         self.interval = interval
         self.selected_job: str | None = None
         self.selected_node: str | None = None
@@ -260,6 +263,15 @@ class RenderApp(App[None]):
     @on(DataTable.RowHighlighted, "#nodes")
     def node_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.selected_node = event.row_key.value if event.row_key else None
+
+    def action_add(self) -> None:
+        def added(jobs: list[str] | None) -> None:
+            if jobs:
+                self.notify(f"added {', '.join(jobs)}")
+                self.selected_job = jobs[0]
+                self.refresh_farm()
+
+        self.push_screen(AddScreen(self.spool, self.start_folder), added)
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -6,7 +6,6 @@ import argparse
 import getpass
 import json
 import os
-import secrets
 import socket
 import sys
 import time
@@ -23,7 +22,6 @@ from renderd.planning import (
     BlendJobRequest,
     CommandJobRequest,
     job_stem,
-    plan_blend_job,
     plan_command_job,
 )
 from renderd.status import summarize_nodes
@@ -140,7 +138,7 @@ def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
     parse(dump(InfoFile(command=request.command, frames=request.frames)), "--cmd")
     stem = job_stem(args.name or _first_word(args.cmd))
     spool.ensure()
-    job_id = _create(spool, stem, lambda job_id: (*plan_command_job(request, job_id, now_text()), []))
+    job_id = actions.create_job(spool, stem, lambda job_id: (*plan_command_job(request, job_id, now_text()), []))
     print(job_id)
     frames = f" covering frames {request.frames}" if request.frames else ""
     state = "paused" if args.paused else "queued"
@@ -152,50 +150,19 @@ def add_blend(spool: Spool, args: argparse.Namespace) -> int:
     """`render add FILE.blend`: one job per scene (the active one, --scene, or --all-scenes)."""
     blend = read_blend(args.file)
     warn_missing(blend)
-    if args.all_scenes:
-        scenes = blend.scenes
-    elif args.scene:
-        scene = blend.scene(args.scene)
-        if scene is None:
-            names = ", ".join(s.name for s in blend.scenes)
-            raise UsageError(f"--scene: {args.file} has no scene {args.scene!r} (it has {names})")
-        scenes = [scene]
-    else:
-        scenes = [blend.active_scene]
-    path = Path(args.file).resolve()
-    spool.ensure()
-    root = spool.root.resolve()
-    # inside the spool, the nodes find the file relative to their own mount of it
-    where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    frames = _frames_option(args.frames)
-    for scene in scenes:
-        request = BlendJobRequest(
-            blend=where, scene=scene, frames=frames, chunk_size=_positive("--chunk", args.chunk),
-            priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
-            requires=_requirements(args.requires, args.tags),
-            max_attempts=_positive("--max-attempts", args.max_attempts),
-            timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
-            owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
-        )
-        stem = job_stem(args.name or f"{path.stem}-{scene.name}")
-        job_id = _create(spool, stem, lambda job_id, r=request: plan_blend_job(r, job_id, now_text()))
-        span = frames or scene.frames
+    scenes = actions.choose_scenes(blend, "*" if args.all_scenes else args.scene)
+    template = BlendJobRequest(
+        blend="", scene=scenes[0], frames=_frames_option(args.frames), chunk_size=_positive("--chunk", args.chunk),
+        priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
+        requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
+        timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
+        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+    )
+    for job_id, scene in actions.add_blend(spool, Path(args.file), scenes, template, args.name):
         print(job_id)
-        print(f"render: job {job_id}: scene {scene.name}, frames {span}, {scene.width}x{scene.height} "
-              f"{scene.engine}, queued in {spool.root}", file=sys.stderr)
+        print(f"render: job {job_id}: scene {scene.name}, frames {template.frames or scene.frames}, "
+              f"{scene.width}x{scene.height} {scene.engine}, queued in {spool.root}", file=sys.stderr)
     return 0
-
-
-def _create(spool: Spool, stem: str, plan) -> str:  # noqa: ANN001 - plan(job_id) -> (job, chunks, finishing)
-    for _ in range(20):
-        job_id = f"{stem}-{secrets.token_hex(2)}"
-        job, chunks, finishing = plan(job_id)
-        try:
-            spool.create_job(job, chunks, finishing)
-        except FileExistsError:
-            continue
-        return job_id
-    raise RenderdError(f"{spool.jobs}: could not find a free job id for {stem!r}")
 
 
 def warn_missing(blend: BlendInfo) -> None:

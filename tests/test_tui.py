@@ -117,3 +117,35 @@ async def test_enter_opens_a_job_with_its_chunks_and_logs(spool: Spool, daemons:
         await until(pilot, lambda: any("hello 1" in str(line.text) for line in log.lines), "the first chunk's log")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, JobScreen), "back to the jobs")
+
+
+async def test_adding_a_blend_through_the_browser_writes_the_right_info_files(spool: Spool, tmp_path) -> None:  # noqa: ANN001
+    import shutil
+
+    from render_tui.add_screen import AddScreen
+    from tests.conftest import FIXTURES
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shutil.copy(FIXTURES / "b34_step_output.blend", shots / "step.blend")
+    app = RenderApp(spool, interval=0.5, start_folder=shots)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AddScreen), "the add screen")
+        screen = app.screen
+        table = screen.query_one("#fs-table", DataTable)
+        await until(pilot, lambda: table.row_count == 2, "the .blend listed")
+        table.focus()
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: screen.blend is not None, "its scenes read")
+        assert "Scene  10-29:2" in str(screen.query_one("#add-scenes").render())
+        assert "textures/does_not_exist.png" in str(screen.query_one("#add-warnings").render())
+        screen.query_one("#add-chunk").value = "4"
+        screen.query_one("#add-priority").value = "70"
+        screen.query_one("#add-submit").press()
+        await until(pilot, lambda: not isinstance(app.screen, AddScreen), "the job added")
+    files = sorted(spool.queue.glob("*.yaml"))
+    assert len(files) == 3  # 10 frames of step 2, 4 a chunk
+    first = yaml.safe_load(files[0].read_text())
+    assert first["frames"] == "10-16:2" and first["priority"] == 70
+    assert first["command"][:4] == ["blender", "-noaudio", "-b", str(shots / "step.blend")]
