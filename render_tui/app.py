@@ -101,6 +101,9 @@ class RenderApp(App[None]):
         self.selected_job: str | None = None
         self.selected_node: str | None = None
         self.jobs: list[JobSummary] = []
+        self.listening: set[str] = set()
+        self.last_refresh = 0.0
+        self.refresh_pending = False
         self._preview_key: tuple | None = None
         self._preview_cells: list = []
         # kept, because a pushed screen (a job's detail, a question) hides them from query_one
@@ -127,13 +130,15 @@ class RenderApp(App[None]):
         jobs = self.jobs_table
         jobs.add_columns("job", "progress", "done", "status", "pri", "owner", "elapsed", "eta", "notes")
         nodes = self.nodes_table
-        nodes.add_columns("node", "host", "state", "chunk", "progress", "cpu", "load", "memory", "swap", "seen")
+        nodes.add_columns("node", "host", "state", "chunk", "progress", "render", "cpu", "load", "memory", "swap",
+                          "seen")
         self.refresh_farm()
         self.set_interval(self.interval, self.refresh_farm)
 
     def refresh_farm(self) -> None:
         if len(self.screen_stack) > 1 and not isinstance(self.screen, ConfirmScreen):
             return  # a job's detail screen is open and does its own reading
+        self.last_refresh = time.monotonic()
         frame = self.frame_view
         self._read_farm(self.selected_job, frame.size.width or 60, max(4, (frame.size.height or 20) - 1))
 
@@ -189,6 +194,7 @@ class RenderApp(App[None]):
         self.jobs = update.jobs
         self._fill_jobs(update.jobs, update.invalid)
         self._fill_nodes(update.nodes)
+        self._listen_to_nodes(update.nodes)
         if update.preview is not None:
             self.frame_view.show(*update.preview)
         log = self.log_view
@@ -236,6 +242,7 @@ class RenderApp(App[None]):
                 Text(state, style="dim" if offline else {"busy": "yellow", "paused": "magenta"}.get(state, "green")),
                 Text("" if offline else (record.chunk or ""), style=style),
                 Text("" if offline else (record.progress or ""), style=style),
+                Text("" if offline or not record.render_rss else f"{record.render_rss / 2**20:.0f}M", style=style),
                 Text("" if record.cpu_percent is None else f"{record.cpu_percent:.0f}%", style=style),
                 Text(f"{record.load[0]:.2f}" if record.load else "", style=style),
                 usage_bar(record.memory.get("used"), record.memory.get("total")),
@@ -247,6 +254,41 @@ class RenderApp(App[None]):
             table.move_cursor(row=table.get_row_index(keep))
         elif nodes and self.selected_node is None:
             self.selected_node = nodes[0].name
+
+    def _listen_to_nodes(self, nodes: list[NodeRecord]) -> None:
+        """One event-stream reader per live node, so a finished frame or a crash shows at once."""
+        for record in nodes:
+            if record.address and record.state != "offline" and record.name not in self.listening:
+                self.listening.add(record.name)
+                self._listen(record.name, record.address)
+
+    @work(group="events", exit_on_error=False)
+    async def _listen(self, name: str, address: str) -> None:
+        import aiohttp  # the same library the daemons serve with
+
+        try:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=60)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(f"{address}/events") as answer:
+                async for raw in answer.content:
+                    if raw.startswith(b"data: "):
+                        self._refresh_soon()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            pass
+        finally:
+            self.listening.discard(name)  # looked for again at the next refresh, if the node is alive
+
+    def _refresh_soon(self) -> None:
+        """Refresh now, or once a quarter second has passed since the last one (events come in bursts)."""
+        wait = 0.25 - (time.monotonic() - self.last_refresh)
+        if wait <= 0:
+            self.refresh_farm()
+        elif not self.refresh_pending:
+            self.refresh_pending = True
+            self.set_timer(wait, self._pending_refresh)
+
+    def _pending_refresh(self) -> None:
+        self.refresh_pending = False
+        self.refresh_farm()
 
     @on(DataTable.RowHighlighted, "#jobs")
     def job_highlighted(self, event: DataTable.RowHighlighted) -> None:

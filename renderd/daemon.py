@@ -296,6 +296,7 @@ class Daemon:
             progress=self.progress if held else None,
             render_pid=render.pid if render else None,
             render_started=render.started if render else None,
+            render_rss=int(process_usage(render.pid).get("rss", 0)) or None if render else None,
             capabilities=dict(self.config.capabilities),
             tags=list(self.config.tags),
             chunks_done=self.chunks_done,

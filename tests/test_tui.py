@@ -149,3 +149,22 @@ async def test_adding_a_blend_through_the_browser_writes_the_right_info_files(sp
     first = yaml.safe_load(files[0].read_text())
     assert first["frames"] == "10-16:2" and first["priority"] == 70
     assert first["command"][:4] == ["blender", "-noaudio", "-b", str(shots / "step.blend")]
+
+
+async def test_node_events_update_the_screen_without_waiting_for_the_next_poll(spool: Spool, daemons: Daemons) -> None:
+    daemons.start("a")
+    daemons.wait_registered("a")
+    for _ in range(100):
+        if yaml.safe_load((spool.nodes / "a.yaml").read_text()).get("address"):
+            break
+        import time as clock
+
+        clock.sleep(0.05)
+    app = RenderApp(spool, interval=60)  # the timer alone would not refresh within this test
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: "a" in app.listening, "the node's event stream")
+        await pilot.pause(0.5)
+        job = render(spool, "add", "--cmd", "true").stdout.strip()
+        jobs = app.query_one("#jobs", DataTable)
+        await until(pilot, lambda: any(job in row and "done" in row for row in cell_texts(jobs)),
+                    "the finished job, brought by the node's events", timeout=10)

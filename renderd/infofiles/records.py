@@ -52,6 +52,7 @@ class NodeRecord:
     progress: str | None = None
     render_pid: int | None = None
     render_started: float | None = None
+    render_rss: int | None = None  # bytes, the render and all its children
     cpu_count: int | None = None
     cpu_percent: float | None = None
     load: list[float] = field(default_factory=list)
