@@ -168,11 +168,11 @@ def pid_check(record: NodeRecord) -> bool | None:
     return alive(record.pid, record.pid_started) if record.host == socket.gethostname() else None
 
 
-def read_farm(spool: Spool) -> tuple[list[JobSummary], list[Invalid], list[NodeRecord]]:
-    """Everything `render jobs` shows, read from the spool."""
+def read_farm(spool: Spool, now: float | None = None) -> tuple[list[JobSummary], list[Invalid], list[NodeRecord]]:
+    """Everything `render jobs` shows, read from the spool (`now` for elapsed times and staleness)."""
     if not spool.exists():
         raise SpoolError(f"{spool.root}: no spool here (start renderd or `render add` to create one)")
-    now = time.time()
+    now = time.time() if now is None else now
     jobs, problems = spool.list_jobs()
     invalid = [Invalid(error.source, str(error)) for error in problems]
     states = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +94,18 @@ class RenderApp(App[None]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, spool: Spool, interval: float = 1.0, start_folder: Path | None = None):
+    def __init__(
+        self,
+        spool: Spool,
+        interval: float = 1.0,
+        start_folder: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        label: str | None = None,
+    ):
         super().__init__()
         self.spool = spool
+        self.clock = clock  # the snapshot tests freeze it
+        self.label = label or str(spool.root)
         self.start_folder = start_folder or Path.cwd()
         self.interval = interval
         self.selected_job: str | None = None
@@ -126,7 +136,7 @@ class RenderApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.spool.root)
+        self.sub_title = self.label
         jobs = self.jobs_table
         jobs.add_columns("job", "progress", "done", "status", "pri", "owner", "elapsed", "eta", "notes")
         nodes = self.nodes_table
@@ -147,7 +157,7 @@ class RenderApp(App[None]):
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def _read_farm(self, job: str | None, width: int, height: int) -> None:
         try:
-            jobs, invalid, nodes = actions.read_farm(self.spool)
+            jobs, invalid, nodes = actions.read_farm(self.spool, self.clock())
         except (RenderdError, OSError) as error:
             self.post_message(FarmUpdated([], [], [], None, error=str(error)))
             return
@@ -190,7 +200,7 @@ class RenderApp(App[None]):
         if update.error:
             self.sub_title = update.error
             return
-        self.sub_title = f"{self.spool.root} · {len(update.jobs)} job(s) · {len(update.nodes)} node(s)"
+        self.sub_title = f"{self.label} · {len(update.jobs)} job(s) · {len(update.nodes)} node(s)"
         self.jobs = update.jobs
         self._fill_jobs(update.jobs, update.invalid)
         self._fill_nodes(update.nodes)
@@ -219,9 +229,10 @@ class RenderApp(App[None]):
             table.add_row(job.id, progress_bar(job), f"{job.done}/{job.total}", status, str(job.priority or ""),
                           job.owner or "", _duration(job.elapsed), _duration(job.eta), "; ".join(notes)[:200],
                           key=job.id)
-        for problem in invalid:
+        root = f"{self.spool.root}/"
+        for problem in invalid:  # paths shown relative to the spool: shorter, and the same on every node
             table.add_row(Text(Path(problem.path).name, style="red"), Text("invalid", style="red"), "", "", "", "",
-                          "", "", problem.reason, key=f"invalid:{problem.path}")
+                          "", "", problem.reason.replace(root, ""), key=f"invalid:{problem.path}")
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         elif jobs and self.selected_job is None:
@@ -231,7 +242,7 @@ class RenderApp(App[None]):
         table = self.nodes_table
         keep = self.selected_node
         table.clear()
-        now = time.time()
+        now = self.clock()
         for record in nodes:
             state = node_state(record, now, actions.pid_check)
             offline = state == "offline"
