@@ -74,6 +74,29 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
 
 
+class JobsTable(DataTable):
+    """The jobs, with the keys that act on the highlighted one (shown in the footer while it has focus)."""
+
+    BINDINGS = [
+        Binding("plus,equals_sign", "app.priority(10)", "Prio+", id="priority-up", tooltip="Raise the priority"),
+        Binding("minus", "app.priority(-10)", "Prio-", id="priority-down", tooltip="Lower the priority"),
+        Binding("p", "app.job('pause')", "Pause", id="pause-job", tooltip="Start no new chunk of the job"),
+        Binding("r", "app.job('resume')", "Resume", id="resume-job", tooltip="Let a paused job run"),
+        Binding("c", "app.cancel_job", "Cancel", id="cancel-job", tooltip="Cancel the job (asks first)"),
+        Binding("R", "app.job('retry')", "Retry", id="retry-job", tooltip="Failed chunks back to the queue"),
+    ]
+
+
+class NodesTable(DataTable):
+    """The nodes, with the keys that control the highlighted one."""
+
+    BINDINGS = [
+        Binding("P", "app.node('pause')", "Pause node", id="pause-node", tooltip="Suspend the node's render"),
+        Binding("U", "app.node('resume')", "Resume node", id="resume-node", tooltip="Let the node run again"),
+        Binding("D", "app.node('drain')", "Drain node", id="drain-node", tooltip="Finish the chunk, take no more"),
+    ]
+
+
 class RenderApp(App[None]):
     """`render tui`: the farm in one terminal."""
 
@@ -81,15 +104,6 @@ class RenderApp(App[None]):
     CSS_PATH = "render.tcss"
     BINDINGS = [
         Binding("a", "add", "Add", id="add", tooltip="Add a .blend file"),
-        Binding("plus,equals_sign", "priority(10)", "Priority+", id="priority-up", tooltip="Raise the job's priority"),
-        Binding("minus", "priority(-10)", "Priority-", id="priority-down", tooltip="Lower the job's priority"),
-        Binding("p", "job('pause')", "Pause", id="pause-job", tooltip="Start no new chunk of the job"),
-        Binding("r", "job('resume')", "Resume", id="resume-job", tooltip="Let a paused job run"),
-        Binding("c", "cancel_job", "Cancel", id="cancel-job", tooltip="Cancel the job (asks first)"),
-        Binding("R", "job('retry')", "Retry", id="retry-job", tooltip="Failed chunks back to the queue"),
-        Binding("P", "node('pause')", "Pause node", id="pause-node", tooltip="Suspend the node's render"),
-        Binding("U", "node('resume')", "Resume node", id="resume-node"),
-        Binding("D", "node('drain')", "Drain node", id="drain-node", tooltip="Finish the chunk, take no more"),
         Binding("question_mark", "toggle_help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -117,14 +131,15 @@ class RenderApp(App[None]):
         self._preview_key: tuple | None = None
         self._preview_cells: list = []
         # kept, because a pushed screen (a job's detail, a question) hides them from query_one
-        self.jobs_table = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        self.nodes_table = DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+        self.jobs_table = JobsTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        self.nodes_table = NodesTable(id="nodes", cursor_type="row", zebra_stripes=True)
         self.log_view = RichLog(id="log", wrap=False, highlight=False, max_lines=2000)
         self.frame_view = FramePreview(id="frame")
+        self.tabs = TabbedContent(id="tabs")
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(id="tabs"):
+        with self.tabs:
             with TabPane("Jobs", id="jobs-tab"):
                 yield self.jobs_table
             with TabPane("Nodes", id="nodes-tab"):
@@ -133,10 +148,11 @@ class RenderApp(App[None]):
                 yield self.log_view
             with TabPane("Frame", id="frame-tab"):
                 yield self.frame_view
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = self.label
+        self.jobs_table.focus()
         jobs = self.jobs_table
         jobs.add_columns("job", "progress", "done", "status", "pri", "owner", "elapsed", "eta", "notes")
         nodes = self.nodes_table
@@ -316,6 +332,13 @@ class RenderApp(App[None]):
     @on(DataTable.RowHighlighted, "#nodes")
     def node_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.selected_node = event.row_key.value if event.row_key else None
+
+    @on(TabbedContent.TabActivated)
+    def tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        """Focus the tab's table, so that its keys are the ones in the footer."""
+        table = {"jobs-tab": self.jobs_table, "nodes-tab": self.nodes_table}.get(event.pane.id or "")
+        if table is not None:
+            table.focus()
 
     def action_add(self) -> None:
         def added(jobs: list[str] | None) -> None:
