@@ -123,9 +123,10 @@ def lower_priority(pid: int) -> float | None:
 
     Children inherit both, so everything the render starts afterwards runs as low.
     """
+    with contextlib.suppress(OSError):  # first and on its own: nothing else may keep the render at nice 0
+        os.setpriority(os.PRIO_PROCESS, pid, LOWEST_NICE)
     try:
         process = psutil.Process(pid)
-        os.setpriority(os.PRIO_PROCESS, pid, LOWEST_NICE)
         if hasattr(psutil, "IOPRIO_CLASS_IDLE"):
             process.ionice(psutil.IOPRIO_CLASS_IDLE)
         return process.create_time()
