@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from render_tui import actions
@@ -317,19 +318,22 @@ def _duration_text(seconds: float | None) -> str:
 # ---- managing jobs and nodes (the work is in render_tui/actions.py, shared with the TUI) ---------------
 
 
-def cmd_priority(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.set_priority(spool, args.job, args.priority))
-    return 0
+def _reporting(action: Callable[[Spool, argparse.Namespace], str]) -> Callable[[Spool, argparse.Namespace], int]:
+    """A command that does one action and prints its one-line report."""
+
+    def command(spool: Spool, args: argparse.Namespace) -> int:
+        print(action(spool, args))
+        return 0
+
+    return command
 
 
-def cmd_pause(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.pause_job(spool, args.job))
-    return 0
-
-
-def cmd_resume(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.resume_job(spool, args.job))
-    return 0
+cmd_priority = _reporting(lambda spool, args: actions.set_priority(spool, args.job, args.priority))
+cmd_pause = _reporting(lambda spool, args: actions.pause_job(spool, args.job))
+cmd_resume = _reporting(lambda spool, args: actions.resume_job(spool, args.job))
+cmd_retry = _reporting(lambda spool, args: actions.retry_job(spool, args.job))
+cmd_rm = _reporting(lambda spool, args: actions.remove_job(spool, args.job))
+cmd_node = _reporting(lambda spool, args: actions.node_command(spool, args.name, args.action))
 
 
 def cmd_cancel(spool: Spool, args: argparse.Namespace) -> int:
@@ -337,16 +341,6 @@ def cmd_cancel(spool: Spool, args: argparse.Namespace) -> int:
     print(message)
     if late:
         print(f"render: {', '.join(late)} did not answer; they stop at their next heartbeat", file=sys.stderr)
-    return 0
-
-
-def cmd_retry(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.retry_job(spool, args.job))
-    return 0
-
-
-def cmd_rm(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.remove_job(spool, args.job))
     return 0
 
 
@@ -364,11 +358,6 @@ def cmd_log(spool: Spool, args: argparse.Namespace) -> int:
     for log in logs:
         print(f"==> {log.relative_to(spool.root)} <==")
         sys.stdout.write(log.read_text(errors="replace"))
-    return 0
-
-
-def cmd_node(spool: Spool, args: argparse.Namespace) -> int:
-    print(actions.node_command(spool, args.name, args.action))
     return 0
 
 
