@@ -281,6 +281,7 @@ class Daemon:
         held = self.held
         info = held.info if held else None
         render = self.render
+        usage = process_usage(render.pid) if render else {}  # once: the file and the socket both show it
         record = NodeRecord(
             name=self.name,
             host=self.config.host,
@@ -296,7 +297,7 @@ class Daemon:
             progress=self.progress if held else None,
             render_pid=render.pid if render else None,
             render_started=render.started if render else None,
-            render_rss=int(process_usage(render.pid).get("rss", 0)) or None if render else None,
+            render_rss=int(usage.get("rss", 0)) or None,
             capabilities=dict(self.config.capabilities),
             tags=list(self.config.tags),
             chunks_done=self.chunks_done,
@@ -306,20 +307,20 @@ class Daemon:
             **system_figures(),
         )
         self.spool.write_node(record)
-        self._publish_status(record)
+        self._publish_status(record, usage)
         now = time.monotonic()
         self.last_node_write = now
         self.next_node_write = now + self.config.heartbeat
         self.node_dirty = False
 
-    def _publish_status(self, record: NodeRecord) -> None:
+    def _publish_status(self, record: NodeRecord, usage: dict[str, float]) -> None:
         """The snapshot GET /status serves: the node file's figures, the chunk in hand, and counters."""
         status: dict[str, object] = {k: v for k, v in asdict(record).items() if v not in (None, [], {})}
         status.update(address=self.address, draining=self.draining)
         render = self.render
         if render is not None and self.held is not None:
             status["render"] = {"pid": render.pid, "elapsed": round(time.monotonic() - self.chunk_started, 1),
-                                "log": self.held.info.log, **process_usage(render.pid)}
+                                "log": self.held.info.log, **usage}
         self.board.set_status(status)
 
     def _set_state(self, state: str) -> None:

@@ -49,10 +49,6 @@ def can_run(candidate: Candidate, capabilities: Capabilities) -> bool:
     return all(req.satisfied_by(capabilities) for req in candidate.requires)
 
 
-def missing_requirements(candidate: Candidate, capabilities: Capabilities) -> list[Requirement]:
-    return [req for req in candidate.requires if not req.satisfied_by(capabilities)]
-
-
 def runnable(
     candidates: Iterable[Candidate],
     node: str,

@@ -8,8 +8,6 @@ from typing import Any, TypeVar
 from renderd.errors import InfoFileError
 from renderd.infofiles.format import dump_mapping, load_mapping
 
-JOB_STATUSES = ("active", "paused", "cancelled")
-
 Record = TypeVar("Record", "Job", "NodeRecord", "Completion")
 
 

@@ -45,7 +45,6 @@ from renderd.infofiles.format import Attempt, Claim, InfoFile, Requirement
 from renderd.infofiles.records import Completion, Job, NodeRecord, dump_record, parse_record
 from renderd.scheduling import Candidate
 
-STATE_DIRS = ("queue", "running", "failed")
 LOCK_BUCKETS = 64
 LOCK_TIMEOUT = 30.0
 TEMP_MARK = ".tmp-"
