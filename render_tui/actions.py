@@ -131,16 +131,21 @@ def cancel_job(spool: Spool, job_id: str) -> tuple[str, list[str]]:
 def retry_job(spool: Spool, job_id: str) -> str:
     job = find_job(spool, job_id)
     moved = sum(spool.retry_failed(name) for name in spool.job_files(spool.failed, job.id))
-    if job.status == "cancelled":
-        spool.write_job(dataclasses.replace(job, status="active"))
-    return f"render: job {job.id}: {moved} failed chunk(s) back in the queue"
+    cleared = spool.clear_blocklist(job.id)
+    spool.clear_notices(job.id)  # a later failure or the finish is announced again
+    if job.status in ("cancelled", "failed"):
+        spool.update_job(job.id, lambda current: dataclasses.replace(current, status="active", error=None))
+    unblocked = f", {cleared} node(s) taken off its blocklist" if cleared else ""
+    return f"render: job {job.id}: {moved} failed chunk(s) back in the queue{unblocked}"
 
 
 def remove_job(spool: Spool, job_id: str) -> str:
     job = find_job(spool, job_id)
-    busy = spool.job_files(spool.queue, job.id) + spool.job_files(spool.running, job.id)
+    busy = spool.pending_chunks(job.id) + len(spool.job_files(spool.running, job.id))
     if busy:
-        raise UsageError(f"{job.id}: {len(busy)} chunk(s) still queued or running; cancel the job first")
+        raise UsageError(f"{job.id}: {busy} chunk(s) still queued or running; cancel the job first")
+    for name in spool.job_files(spool.queue, job.id):  # steps that wait for frames that will never come
+        spool.remove(spool.queue, name)
     spool.remove_job_records(job.id)
     return f"render: job {job.id}: records removed; its frames stay in {job.output or spool.output / job.id}"
 
@@ -193,5 +198,7 @@ def read_farm(spool: Spool, now: float | None = None) -> tuple[list[JobSummary],
         claim = info.claim
         progress = fresh.get((claim.node, name)) if claim else None
         running[name] = info.with_changes(claim=dataclasses.replace(claim, progress=progress)) if progress else info
-    summaries = summarize_jobs(jobs, states["queue"], running, states["failed"], spool.completions(), live, now)
+    free = {n.name: n.memory["available"] for n in nodes if n.name in live and n.memory.get("available")}
+    summaries = summarize_jobs(jobs, states["queue"], running, states["failed"], spool.completions(), live, now,
+                               spool.blocklisted_nodes(), free)
     return summaries, invalid, nodes

@@ -236,10 +236,7 @@ class RenderApp(App[None]):
         keep = self.selected_job
         table.clear()
         for job in jobs:
-            notes = [*job.errors, *(f"{k}: {v}" for k, v in job.steps.items())]
-            if job.waiting:
-                notes.insert(0, f"waiting: {job.waiting}")
-            notes += job.progress
+            notes = job.notes()
             status = Text(job.status, style={"failed": "red", "done": "green", "running": "yellow",
                                               "cancelled": "dim", "paused": "magenta"}.get(job.status, ""))
             table.add_row(job.id, progress_bar(job), f"{job.done}/{job.total}", status, str(job.priority or ""),
@@ -266,9 +263,10 @@ class RenderApp(App[None]):
             beat = parse_time(record.heartbeat)
             cells = [
                 Text(record.name, style=style), Text(record.host, style=style),
-                Text(state, style="dim" if offline else {"busy": "yellow", "paused": "magenta"}.get(state, "green")),
+                Text(state, style="dim" if offline else {"busy": "yellow", "paused": "magenta", "suspended": "magenta",
+                                                         "asleep": "blue"}.get(state, "green")),
                 Text("" if offline else (record.chunk or ""), style=style),
-                Text("" if offline else (record.progress or ""), style=style),
+                Text("" if offline else "; ".join(filter(None, (record.progress, record.note))), style=style),
                 Text("" if offline or not record.render_rss else f"{record.render_rss / 2**20:.0f}M", style=style),
                 Text("" if record.cpu_percent is None else f"{record.cpu_percent:.0f}%", style=style),
                 Text(f"{record.load[0]:.2f}" if record.load else "", style=style),

@@ -16,12 +16,25 @@ from render_tui import actions
 from render_tui.client import live_records
 from renderd.blendfile import BlendError, BlendInfo, read_blend
 from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
-from renderd.infofiles.format import FrameRange, InfoFile, Requirement, dump, parse, parse_duration
+from renderd.infofiles.format import (
+    HOOK_NAMES,
+    FrameRange,
+    InfoFile,
+    KeyProblem,
+    OutputChecks,
+    Requirement,
+    dump,
+    parse,
+    parse_duration,
+    parse_hooks,
+    parse_size,
+)
 from renderd.infofiles.spool import Spool, default_spool, now_text
 from renderd.planning import (
     VIDEO_CONTAINERS,
     BlendJobRequest,
     CommandJobRequest,
+    JobPolicy,
     job_stem,
     plan_command_job,
 )
@@ -54,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--format", default="PNG", help=".blend: image format for Blender's -F (default PNG)")
     add.add_argument("--video", choices=VIDEO_CONTAINERS, help=".blend: make a video of the frames when all are done")
     add.add_argument("--overwrite", action="store_true", help=".blend: render frames again even if they exist")
+    add.add_argument("--outputs", help="--cmd: the files each frame writes (# for the frame number), to be checked")
+    add.add_argument("--hook", action="append", default=[], metavar="STAGE=COMMAND",
+                     help="run COMMAND at STAGE: pre (before each chunk), post (after each), end (once, after "
+                          "the last), error (once per chunk that fails for good); repeatable")
+    add.add_argument("--min-size", help="each frame must be at least this large (20k, 1M)")
+    add.add_argument("--reject-black", action="store_true", help="fail a chunk that writes an all-black frame")
+    add.add_argument("--reject-transparent", action="store_true",
+                     help="fail a chunk that writes an all-transparent frame")
+    add.add_argument("--memory", help="free memory a chunk needs (8G): nodes with less do not take it")
+    add.add_argument("--max-failed-chunks", type=int,
+                     help="chunks failed for good before the job is failed (default: the farm's, 3)")
 
     info = commands.add_parser("info", parents=[common], help="the scenes of a .blend file, read without Blender")
     info.add_argument("file", help="the .blend file")
@@ -134,12 +158,14 @@ def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
         timeout=_timeout_option(args.timeout),
         paused=args.paused,
         owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+        outputs=args.outputs,
+        policy=_job_policy(args),
     )
     # read the command back the way a daemon will, so a mistake fails here and not on every node
     parse(dump(InfoFile(command=request.command, frames=request.frames)), "--cmd")
     stem = job_stem(args.name or _first_word(args.cmd))
     spool.ensure()
-    job_id = actions.create_job(spool, stem, lambda job_id: (*plan_command_job(request, job_id, now_text()), []))
+    job_id = actions.create_job(spool, stem, lambda job_id: plan_command_job(request, job_id, now_text()))
     print(job_id)
     frames = f" covering frames {request.frames}" if request.frames else ""
     state = "paused" if args.paused else "queued"
@@ -157,7 +183,7 @@ def add_blend(spool: Spool, args: argparse.Namespace) -> int:
         priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
         requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
         timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
-        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}", policy=_job_policy(args),
     )
     for job_id, scene in actions.add_blend(spool, Path(args.file), scenes, template, args.name):
         print(job_id)
@@ -227,6 +253,30 @@ def _timeout_option(text: str | None) -> float | None:
         raise UsageError(f"--timeout: {error}") from None
 
 
+def _job_policy(args: argparse.Namespace) -> JobPolicy:
+    """Hooks, output checks, the memory hint and the failure limit from `render add`'s options."""
+    hooks: dict[str, str | tuple[str, ...]] = {}
+    for item in args.hook:
+        stage, equals, command = item.partition("=")
+        if not equals or not command.strip():
+            raise UsageError(f"--hook: expected STAGE=COMMAND (stages: {', '.join(HOOK_NAMES)}), got {item!r}")
+        hooks[stage.strip()] = command
+    try:
+        parsed = parse_hooks(hooks, "--hook")
+    except KeyProblem as problem:
+        raise UsageError(f"{problem.key}: {problem.message}") from None
+    sizes = {}
+    for option, text in (("--min-size", args.min_size), ("--memory", args.memory)):
+        try:
+            sizes[option] = parse_size(text) if text is not None else None
+        except ValueError as error:
+            raise UsageError(f"{option}: {error}") from None
+    if args.max_failed_chunks is not None:
+        _positive("--max-failed-chunks", args.max_failed_chunks)
+    checks = OutputChecks(sizes["--min-size"], args.reject_black or None, args.reject_transparent or None)
+    return JobPolicy(hooks=parsed, checks=checks, memory=sizes["--memory"], max_failed_chunks=args.max_failed_chunks)
+
+
 def _requirements(requires: str, tags: str) -> tuple[Requirement, ...]:
     items = [item.strip() for item in f"{requires},{tags}".split(",") if item.strip()]
     try:
@@ -255,9 +305,7 @@ def cmd_jobs(spool: Spool, args: argparse.Namespace) -> int:
             str(summary.done), str(summary.running), str(summary.queued), str(summary.failed), str(summary.total),
             _duration_text(summary.elapsed), _duration_text(summary.eta), summary.owner or "",
         ])
-        lines = [*summary.progress, *summary.errors, *(f"{name}: {state}" for name, state in summary.steps.items())]
-        if summary.waiting:
-            lines.append(f"waiting: {summary.waiting}")
+        lines = summary.notes()
         if summary.cancelled and summary.status != "cancelled":
             lines.append(f"{summary.cancelled} frame(s) cancelled (info files deleted)")
         notes[len(rows) - 1] = lines
@@ -283,7 +331,10 @@ def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
         print("no nodes")
         return 0
     rows = [["NODE", "HOST", "STATE", "JOB", "FRAMES", "PROGRESS", "CPU", "LOAD", "MEMORY", "SWAP", "SEEN"]]
+    notes: dict[int, str] = {}
     for node in nodes:
+        if node.note:
+            notes[len(rows)] = node.note
         rows.append([
             node.name, node.host, node.state, node.chunk or "", node.frames or "", node.progress or "",
             "" if node.cpu_percent is None else f"{node.cpu_percent:.0f}%",
@@ -293,8 +344,10 @@ def cmd_nodes(spool: Spool, args: argparse.Namespace) -> int:
             "" if node.last_seen is None else f"{_duration_text(node.last_seen)} ago",
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
+    for index, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index in notes:
+            print(f"    {notes[index]}")
     return 0
 
 

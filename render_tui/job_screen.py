@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, RichLog
 from renderd.infofiles.spool import Spool
 
 LOG_TAIL = 32 * 1024
-STATE_STYLES = {"running": "yellow", "failed": "red", "done": "green", "queued": ""}
+STATE_STYLES = {"running": "yellow", "failed": "red", "done": "green", "queued": "", "waiting": "dim"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ def read_chunks(spool: Spool, job_id: str) -> list[ChunkRow]:
                 rows.append(ChunkRow(name.removesuffix(".yaml"), "", "invalid", "", "", "", str(entry.error)))
                 continue
             claim = info.claim
+            shown = "waiting" if state == "queued" and info.after else state  # a step waiting for the frames
             rows.append(ChunkRow(
-                name.removesuffix(".yaml"), str(info.frames or ""), state, claim.node if claim else "",
+                name.removesuffix(".yaml"), str(info.frames or ""), shown, claim.node if claim else "",
                 (claim.progress or "") if claim else "", f"{info.attempts}/{info.max_attempts}", info.error or "",
             ))
     for record in spool.job_completions(job_id):

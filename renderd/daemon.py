@@ -15,19 +15,34 @@ import selectors
 import shlex
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import psutil
 
 from renderd.errors import InfoFileError, RunnerError
+from renderd.hours import WorkHours
 from renderd.infofiles import format as fmt
 from renderd.infofiles.format import Attempt, Claim, InfoFile
 from renderd.infofiles.records import Completion, Job, NodeRecord
 from renderd.infofiles.spool import LOOSE, Entry, Held, PlannedChunk, Signature, Spool, now_text
+from renderd.mail import (
+    ChunkFailure,
+    JobFacts,
+    MailError,
+    MailSettings,
+    failed_message,
+    finished_message,
+    log_tail,
+    send,
+)
 from renderd.node import system_figures
+from renderd.pressure import PressureGate, PressurePolicy, UsageSampler
 from renderd.runner import Runner, runner_for
+from renderd.runner.images import check_content
 from renderd.runner.process import (
     RenderProcess,
     StartError,
@@ -39,9 +54,11 @@ from renderd.runner.process import (
 )
 from renderd.scheduling import Candidate, can_run, runnable
 from renderd.server import Board, StatusServer
+from renderd.settings import FarmSettings, NodeSettings, parse_settings
 from renderd.status import node_state
 
 log = logging.getLogger("renderd")
+HOOK_TIMEOUT = 600.0  # seconds an `error` hook may take, when nothing else bounds it
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,12 @@ class DaemonConfig:
     bind: str = "127.0.0.1"
     private: bool = False
     token: str = ""
+    # sharing the workstation; None: as the farm settings file says for this node (else always, never)
+    hours: WorkHours | None = None
+    hours_end: str | None = None  # finish | suspend the chunk in hand when the hours end
+    cpu_share: float | None = None
+    min_available: int | None = None
+    quiet_for: float | None = None
 
 
 @dataclass
@@ -72,8 +95,9 @@ class Outcome:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, spool: Spool):
+    def __init__(self, config: DaemonConfig, spool: Spool, clock: Callable[[], datetime] | None = None):
         self.config = config
+        self.clock = clock or datetime.now  # local time, for work hours; tests inject their own
         self.spool = spool
         self.name = config.name
         self.pid = os.getpid()
@@ -125,6 +149,23 @@ class Daemon:
         self.draining = False  # finish the running chunk, take nothing new
         self.interrupt: str | None = None  # "kill" or "cancel": stop the running render now
         self.chunk_started = 0.0
+        # the farm settings file, and what this node makes of it
+        self.settings = FarmSettings()
+        self.settings_sig: object = None
+        self.node_settings = NodeSettings()
+        self.gate = PressureGate(PressurePolicy())
+        self.sampler: UsageSampler | None = None
+        self.next_sample = 0.0
+        self.asleep = False  # outside its work hours
+        self.suspended = False  # the render is stopped with SIGSTOP (pause, pressure or hours)
+        self.suspended_since = 0.0
+        self.note: str | None = None  # why the node is asleep or stepped aside, for `render nodes`
+        self.free_memory: int | None = None
+        # failure policy: failures in a row per job on this node, and the jobs it stopped taking
+        self.streaks: dict[str, int] = {}
+        self.blocklisted: frozenset[str] = frozenset()
+        self.deadline = math.inf  # of the attempt in hand (monotonic)
+        self.next_beat = 0.0
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -146,7 +187,7 @@ class Daemon:
 
     def _step(self) -> str:
         self._maintenance()
-        held = None if self.paused or self.draining else self._next_chunk()
+        held = self._next_chunk() if self._taking_work() else None
         if held is not None:
             self._run_chunk(held)
             return "ran"
@@ -201,12 +242,8 @@ class Daemon:
             render = self.render
             if name == "pause":
                 self.paused = True
-                if render is not None:
-                    kill_group(render.pid, signal.SIGSTOP)
             elif name == "resume":
                 self.paused = self.draining = False
-                if render is not None:
-                    kill_group(render.pid, signal.SIGCONT)
             elif name == "drain":
                 self.draining = True
             elif name == "kill" and render is not None:
@@ -215,14 +252,111 @@ class Daemon:
                 self.interrupt = "cancel"
             elif name == "quit":
                 self.signals += 1
+            self._apply_suspension()
             self._set_state(self._current_state())
 
     def _current_state(self) -> str:
         if self.paused:
             return "paused"
         if self.held is not None:
-            return "busy"
-        return "paused" if self.draining else "idle"
+            return "suspended" if self.suspended else "busy"
+        if self.draining:
+            return "paused"
+        return "asleep" if self.asleep else "idle"
+
+    def _taking_work(self) -> bool:
+        """Whether this node may start a chunk now: not paused or draining, in its hours, the machine quiet."""
+        if self.paused or self.draining or self.asleep or self.gate.busy:
+            return False
+        return not (self.gate.policy.min_available and self.free_memory is not None
+                    and self.free_memory < self.gate.policy.min_available)
+
+    # ---- sharing the workstation -----------------------------------------------------------------
+
+    def _read_settings(self) -> None:
+        """Re-read SPOOL/settings.yaml when it changed; a bad edit is reported once and the last good one kept."""
+        sig, data = self.spool.read_settings()
+        if sig == self.settings_sig:
+            return
+        self.settings_sig = sig
+        try:
+            self.settings = parse_settings(data, str(self.spool.settings_path)) if sig else FarmSettings()
+        except InfoFileError as error:
+            log.error("ignoring the farm settings until fixed: %s", error)
+            return
+        if sig:
+            log.info("farm settings read from %s", self.spool.settings_path)
+        self._configure_node()
+
+    def _configure_node(self) -> None:
+        config, own = self.config, self.settings.node(self.name)
+        self.node_settings = NodeSettings(
+            hours=config.hours or own.hours,
+            hours_end=config.hours_end or own.hours_end or "finish",
+            cpu_share=config.cpu_share if config.cpu_share is not None else own.cpu_share,
+            min_available=config.min_available if config.min_available is not None else own.min_available,
+            quiet_for=config.quiet_for if config.quiet_for is not None else own.quiet_for,
+        )
+        ns = self.node_settings
+        policy = PressurePolicy(cpu_share=ns.cpu_share, min_available=ns.min_available,
+                                quiet_for=ns.quiet_for if ns.quiet_for is not None else 30.0)
+        if policy != self.gate.policy:
+            self.gate = PressureGate(policy)
+            self.sampler = UsageSampler() if policy.active else None
+        self._check_hours_and_load(force=True)
+
+    def _check_hours_and_load(self, force: bool = False) -> None:
+        """Work hours and workstation load, once a second: asleep or not, and whether the render steps aside."""
+        now = time.monotonic()
+        if not force and now < self.next_sample:
+            return
+        self.next_sample = now + 1.0
+        notes = []
+        hours = self.node_settings.hours
+        moment = self.clock()
+        self.asleep = hours is not None and not hours.is_open(moment)
+        if self.asleep:
+            assert hours is not None
+            change = hours.next_change(moment)
+            until = f" until {change:%a %H:%M}" if change else ""
+            notes.append(f"asleep{until} (work hours {hours.describe()})")
+        memory = psutil.virtual_memory()
+        self.free_memory = memory.available
+        if self.sampler is not None:
+            render = self.render
+            sample = self.sampler.sample([self.pid, render.pid] if render else [self.pid])
+            decision = self.gate.update(sample, now)
+            if decision != "run":
+                log.info("%s: %s", "stepping aside" if decision == "suspend" else "machine quiet again",
+                         self.gate.reason or "resuming")
+            if self.gate.busy and self.gate.reason:
+                notes.append(f"stepped aside: {self.gate.reason}")
+        note = "; ".join(notes) or None
+        if note != self.note:
+            self.note = note
+            self.node_dirty = True
+        self._apply_suspension()
+        self._set_state(self._current_state())
+
+    def _apply_suspension(self) -> None:
+        """Stop or continue the render's process group to match pause, load and hours; time stopped is not
+        counted against the chunk's timeout."""
+        render = self.render
+        want = render is not None and (
+            self.paused or self.gate.busy or (self.asleep and self.node_settings.hours_end == "suspend"))
+        if want == self.suspended or render is None:
+            if render is None:
+                self.suspended = False
+            return
+        kill_group(render.pid, signal.SIGSTOP if want else signal.SIGCONT)
+        self.suspended = want
+        if want:
+            self.suspended_since = time.monotonic()
+            log.info("suspended %s", self.held.chunk_id if self.held else "the render")
+        else:
+            self.deadline += time.monotonic() - self.suspended_since
+            log.info("resumed %s", self.held.chunk_id if self.held else "the render")
+        self.node_dirty = True
 
     def _start(self) -> None:
         caps = ", ".join(f"{k} {v}" if v else k for k, v in self.config.capabilities.items()) or "none"
@@ -265,6 +399,9 @@ class Daemon:
         self._handle_commands()
         now = time.monotonic()
         try:
+            if now >= self.next_nodes_read:  # the settings file is looked at as often as the other nodes
+                self._read_settings()
+            self._check_hours_and_load()
             if now >= self.next_node_write or (self.node_dirty and now - self.last_node_write >= 1.0):
                 self.next_node_write = now + self.config.heartbeat
                 self._write_node()
@@ -290,6 +427,7 @@ class Daemon:
             started=fmt.format_time(datetime.fromtimestamp(self.started, UTC)),
             heartbeat=now_text(),
             state=self.state,
+            note=self.note,
             address=self.address,
             chunk=held.chunk_id if held else None,
             job=info.job if info else None,
@@ -460,8 +598,14 @@ class Daemon:
         self.candidate_cache = fresh_cache
         planned_jobs = {_job_of(name) for name, entry in self.queue_cache.items() if entry.planned}
         self.plans = {job: plan for job, plan in self.plans.items() if job in planned_jobs}  # forget drained jobs
-        finished = self._finished_jobs({c.after for c in candidates if c.after})
-        self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes, finished)
+        finished = self._finished({(c.job or "", name) for c in candidates for name in c.after})
+        if full:
+            blocklisted = frozenset(self.spool.jobs_blocklisting(self.name))
+            for job_id in self.blocklisted - blocklisted:  # cleared by `render retry`: a fresh start
+                self.streaks.pop(job_id, None)
+            self.blocklisted = blocklisted
+        self.candidates = runnable(candidates, self.name, capabilities, self.held_jobs, self.other_nodes, finished,
+                                   self.blocklisted, self.free_memory)
         self.cursor = 0
         if full:
             self.last_full_sweep = time.monotonic()
@@ -481,21 +625,23 @@ class Daemon:
         chunk = plan.get(name) if plan else None
         return chunk is not None and chunk.sig == sig
 
-    def _finished_jobs(self, jobs: set[str]) -> frozenset[str]:
-        """Of the jobs that have a finishing step queued, those whose every chunk is done.
+    def _finished(self, waited_for: set[tuple[str, str]]) -> frozenset[str]:
+        """Of what queued steps wait for (a job's chunks, or another step: (job, name) pairs), what is done.
 
-        A job with chunks failed for good is noted as blocked: its step cannot run until they are retried.
+        What failed for good is noted as blocked: the steps after it cannot run until it is retried.
         """
         finished, blocked = set(), set()
-        for job_id in jobs:
-            job = self.jobs_by_id.get(job_id)
-            if job is None:
-                continue
-            done, failed = self.spool.chunk_counts(job_id)
-            if done >= job.chunks:
-                finished.add(job_id)
-            elif failed:
-                blocked.add(job_id)
+        for job_id, name in waited_for:
+            job = self.jobs_by_id.get(name)
+            if job is not None:  # the name of a job: all its frame chunks
+                done, failed = self.spool.chunk_counts(name)
+                state = "done" if done >= job.chunks else "failed" if failed else "pending"
+            else:  # the name of a step of the waiting job
+                state = self.spool.step_state(job_id, name)
+            if state == "done":
+                finished.add(name)
+            elif state == "failed":
+                blocked.add(name)
         self.blocked_jobs = frozenset(blocked)
         return frozenset(finished)
 
@@ -503,7 +649,7 @@ class Daemon:
         self.job_cache = self.spool.scan_jobs(self.job_cache)
         jobs = [job for _sig, job in self.job_cache.values() if job is not None]
         self.jobs_by_id = {job.id: job for job in jobs}
-        self.held_jobs = frozenset(job.id for job in jobs if job.status in ("paused", "cancelled"))
+        self.held_jobs = frozenset(job.id for job in jobs if job.status in ("paused", "cancelled", "failed"))
         self.job_submitted = {job.id: fmt.parse_time(job.submitted) or 0.0 for job in jobs}
 
     def _report_invalid(self, entry: Entry) -> None:
@@ -525,10 +671,23 @@ class Daemon:
     def _nothing_left(self) -> bool:
         """Nothing queued that this node could ever take, and nothing running that could come back."""
         self._sweep()
-        pending = [c for c in self.candidate_values() if c.after is None or c.after not in self.blocked_jobs]
+        pending = [c for c in self.candidate_values() if self._may_still_run(c)]
         if runnable(pending, self.name, self.config.capabilities, self.held_jobs):
             return False
         return not self.spool.scan(self.spool.running, self.running_cache)
+
+    def _may_still_run(self, candidate: Candidate) -> bool:
+        """A step may run once what it waits for is done; it never will if that failed, or if nothing of its job
+        is left queued or running (its chunks were deleted by hand) without it being done."""
+        if not candidate.after:
+            return True
+        if any(name in self.blocked_jobs for name in candidate.after):
+            return False
+        job_id = candidate.job or ""
+        if self._finished({(job_id, name) for name in candidate.after}) >= set(candidate.after):
+            return True
+        others = [*self.spool.job_files(self.spool.queue, job_id), *self.spool.job_files(self.spool.running, job_id)]
+        return len(others) > 1  # itself, and something it waits for
 
     def candidate_values(self) -> list[Candidate]:
         return [candidate for _entry, candidate, _capable in self.candidate_cache.values()]
@@ -573,42 +732,94 @@ class Daemon:
         self._set_state(self._current_state())
 
     def _attempt(self, held: Held, log_path: str, log_fd: int) -> Outcome:
-        runner = runner_for(held.info)
-        env = self._environment(held, log_path)
-        deadline = time.monotonic() + held.info.timeout if held.info.timeout else math.inf
+        """Pre hooks, the runner's commands, its checks and the job's output checks, then post hooks."""
+        info = held.info
+        runner = runner_for(info)
+        places = self._places(info)
+        env = self._environment(held, log_path, places)
+        self.deadline = time.monotonic() + info.timeout if info.timeout else math.inf
         # the first beat comes soon, so a long render's pid and log are on record within a second,
         # while chunks shorter than that never pay for the extra write
-        next_beat = time.monotonic() + min(1.0, self.config.heartbeat)
-        job = held.info.job or LOOSE
-        places = {"job": job, "spool": str(self.spool.root), "output": str(self.spool.output / job)}
-        if any("{output}" in arg for arg in held.info.argv):
-            (self.spool.output / job).mkdir(parents=True, exist_ok=True)
+        self.next_beat = time.monotonic() + min(1.0, self.config.heartbeat)
+        if any("{output}" in arg for arg in info.argv):
+            Path(places["output"]).mkdir(parents=True, exist_ok=True)
+        stage = "end" if runner.name == "end" else "pre"
+        outcome = self._run_hooks(stage, held, log_fd, env, places)
+        if outcome is not None or stage == "end":
+            return outcome or Outcome("done")
         try:
-            commands = runner.commands(held.info, places)
+            commands = runner.commands(info, places)
         except RunnerError as error:
             os.write(log_fd, f"renderd: cannot run: {error}\n".encode())
             return Outcome("failed", str(error))
         if not commands:
             os.write(log_fd, f"renderd: {now_text()} node {self.name}: nothing left to do (outputs exist)\n".encode())
         for argv in commands:
-            os.write(log_fd, f"renderd: {now_text()} node {self.name}: {shlex.join(argv)}\n".encode())
-            try:
-                self.render = RenderProcess(argv, cwd=str(self.spool.root), env=env)
-            except StartError as error:
-                os.write(log_fd, f"renderd: {error}\n".encode())
-                return Outcome("failed", str(error))
-            outcome, next_beat = self._watch(held, runner, log_fd, deadline, next_beat)
+            outcome = self._run_process(argv, held, runner, log_fd, env)
             if outcome is not None:
                 return outcome
-        problem = runner.check(held.info, places)
+        problem = runner.check(info, places) or self._check_outputs(runner, info, places)
         if problem:
             os.write(log_fd, f"renderd: check failed: {problem}\n".encode())
             return Outcome("failed", problem)
-        return Outcome("done")
+        files = "\n".join(str(path) for path in runner.outputs(info, places))
+        return self._run_hooks("post", held, log_fd, {**env, "RENDERD_OUTPUT_FILES": files}, places) or Outcome("done")
 
-    def _watch(
-        self, held: Held, runner: Runner, log_fd: int, deadline: float, next_beat: float
-    ) -> tuple[Outcome | None, float]:
+    def _places(self, info: InfoFile) -> dict[str, str]:
+        """What `{job}`, `{spool}` and `{output}` mean on this node's mount of the spool."""
+        job = info.job or LOOSE
+        return {"job": job, "spool": str(self.spool.root), "output": str(self.spool.output / job)}
+
+    def _check_outputs(self, runner: Runner, info: InfoFile, places: dict[str, str]) -> str | None:
+        """The job's checks (over the farm's) on every frame the chunk wrote."""
+        checks = info.checks.over(self.settings.checks)
+        if not checks:
+            return None
+        problems = [problem for path in runner.outputs(info, places) if (problem := check_content(path, checks))]
+        if not problems:
+            return None
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        return f"output check: {'; '.join(problems[:3])}{more}"
+
+    def _hooks(self, stage: str, info: InfoFile) -> list[list[str]]:
+        """The farm's hook for `stage`, then the job's own."""
+        commands = [self.settings.hooks.get(stage), info.hooks.get(stage)]
+        return [fmt.hook_argv(command) for command in commands if command]
+
+    def _run_hooks(
+        self, stage: str, held: Held, log_fd: int, env: dict[str, str], places: dict[str, str], heartbeat: bool = True
+    ) -> Outcome | None:
+        """Run the hooks of one stage in order; the first that fails fails the chunk, naming the hook."""
+        for argv in self._hooks(stage, held.info):
+            argv = fmt.expand(argv, held.info.frames, None, places)
+            outcome = self._run_process(argv, held if heartbeat else None, None, log_fd,
+                                        {**env, "RENDERD_HOOK": stage}, hook=stage)
+            if outcome is not None:
+                if outcome.kind == "failed":
+                    outcome = Outcome("failed", f"{stage} hook {argv[0]}: {outcome.error}")
+                return outcome
+        return None
+
+    def _run_process(
+        self, argv: list[str], held: Held | None, runner: Runner | None, log_fd: int, env: dict[str, str],
+        hook: str = "",
+    ) -> Outcome | None:
+        """Start one process of the attempt and stream it to the end; an outcome if the attempt ends here."""
+        what = f"{hook} hook" if hook else "command"
+        os.write(log_fd, f"renderd: {now_text()} node {self.name}: {what}: {shlex.join(argv)}\n".encode())
+        try:
+            self.render = RenderProcess(argv, cwd=str(self.spool.root), env=env)
+        except StartError as error:
+            os.write(log_fd, f"renderd: {error}\n".encode())
+            return Outcome("failed", str(error))
+        self._apply_suspension()  # started while the workstation is busy or the node paused: stop it at once
+        try:
+            return self._watch(held, runner, log_fd)
+        finally:
+            self.render = None
+            self.suspended = False
+
+    def _watch(self, held: Held | None, runner: Runner | None, log_fd: int) -> Outcome | None:
         """Stream one process's output until it exits; the outcome if the attempt ends here, else None."""
         render = self.render
         assert render is not None
@@ -621,13 +832,15 @@ class Daemon:
         try:
             while True:
                 now = time.monotonic()
-                wait = min(0.5, next_beat - now, deadline - now, kill_at - now)
+                deadline = math.inf if self.suspended else self.deadline
+                wait = min(0.5, self.next_beat - now, deadline - now, kill_at - now, self.next_sample - now)
                 # after end of output, only a signal (SIGCHLD among them) or the timeout wakes the select
                 self._wait(min(max(0.0, wait), 0.05) if render.eof else max(0.0, wait))
                 data = render.read()
                 if data:
                     os.write(log_fd, data)
-                    pending = self._parse_progress(runner, pending + data)
+                    if runner is not None:
+                        pending = self._parse_progress(runner, pending + data)
                 if render.eof and output in selector.get_map():
                     selector.unregister(output)
                 if render.poll() is not None:
@@ -636,10 +849,10 @@ class Daemon:
                         selector.unregister(output)  # before finish() closes it
                     code = render.finish()
                     if stopping is not None:
-                        return stopping, next_beat
+                        return stopping
                     if code != 0:
-                        return Outcome("failed", _exit_text(code)), next_beat
-                    return None, next_beat
+                        return Outcome("failed", _exit_text(code))
+                    return None
                 self._handle_commands()
                 now = time.monotonic()
                 if self.interrupt and stopping is None:
@@ -655,14 +868,15 @@ class Daemon:
                 if self.signals > 1 or now >= kill_at:
                     render.kill()
                     kill_at = math.inf
-                if stopping is None and now >= deadline:
-                    stopping = Outcome("failed", f"timed out after {held.info.timeout:g} s")
+                if stopping is None and now >= self.deadline and not self.suspended:
+                    limit = held.info.timeout if held is not None and held.info.timeout else HOOK_TIMEOUT
+                    stopping = Outcome("failed", f"timed out after {limit:g} s")
                     os.write(log_fd, f"\nrenderd: {stopping.error}: stopping it\n".encode())
                     render.terminate()
                     kill_at = now + self.config.grace
-                if now >= next_beat or self.node_dirty:
-                    if now >= next_beat:
-                        next_beat = now + self.config.heartbeat
+                if now >= self.next_beat or self.node_dirty or now >= self.next_sample:
+                    if now >= self.next_beat and held is not None:
+                        self.next_beat = now + self.config.heartbeat
                         result = self._heartbeat(held)
                         if result in ("cancelled", "lost") and stopping is None:
                             why = "its info file was deleted" if result == "cancelled" else "another node took it over"
@@ -701,8 +915,15 @@ class Daemon:
             log.error("heartbeat for %s failed: %s", held.name, error)
             return "ok"
 
-    def _environment(self, held: Held, log_path: str) -> dict[str, str]:
+    def _environment(self, held: Held, log_path: str, places: dict[str, str]) -> dict[str, str]:
+        """The render's and the hooks' environment: who runs what, where its frames go, where its log is.
+
+        RENDERD_SPOOL/HOST/DAEMON_PID also mark the processes as this daemon's, to find orphans after a crash.
+        """
         info = held.info
+        job = self.jobs_by_id.get(info.job or "")
+        output = self._output_folder(job, places)
+        frames = info.frames
         env = dict(os.environ)
         env.update({
             "RENDERD_SPOOL": self.spool_id,
@@ -714,8 +935,22 @@ class Daemon:
             "RENDERD_JOB": info.job or "",
             "RENDERD_FRAMES": str(info.frames) if info.frames else "",
             "RENDERD_LOG": str(self.spool.root / log_path),
+            "RENDERD_OUTPUT": output,
+            "RENDERD_FIRST_FRAME": str(frames.start) if frames else "",
+            "RENDERD_LAST_FRAME": str(frames.last) if frames else "",
+            "RENDERD_ATTEMPT": str(info.attempts),
+            "RENDERD_OWNER": job.owner or "" if job else "",
         })
         return env
+
+    def _output_folder(self, job: Job | None, places: dict[str, str]) -> str:
+        """Where a job's frames go on this node: the folder of its output pattern, else the spool's output/JOB."""
+        if job is None or not job.output:
+            return places["output"]
+        pattern = fmt.expand([job.output], None, None, places)[0]
+        if pattern.startswith("//") and job.source:  # Blender's relative to the .blend
+            pattern = str(Path(self.spool.root, job.source).parent / pattern[2:])
+        return str(Path(self.spool.root, pattern).parent)
 
     def _record(self, held: Held, outcome: Outcome, log_path: str, seconds: float) -> None:
         name = held.chunk_id
@@ -728,7 +963,10 @@ class Daemon:
                 )
                 if self.spool.complete(held, completion):
                     self.chunks_done += 1
+                    self.streaks.pop(held.info.job or "", None)
                     log.info("done %s in %.1f s", name, seconds)
+                    if held.info.extra.get("runner") == "end" and held.info.job:
+                        self._announce(held.info.job, "finished")
                 else:
                     log.warning("finished %s, but it was cancelled or taken over meanwhile", name)
             elif outcome.kind == "failed":
@@ -736,6 +974,10 @@ class Daemon:
                 attempt = Attempt(node=self.name, error=outcome.error or "failed", log=log_path, at=now_text())
                 status = self.spool.fail(held, attempt)
                 log.warning("failed %s: %s (log %s) -> %s", name, outcome.error, log_path, status)
+                if status in ("queued", "failed"):
+                    self._count_failure(held.info, attempt.error)
+                if status == "failed":
+                    self._failed_for_good(held, attempt)
             elif outcome.kind == "stopped":
                 status = self.spool.requeue(held)
                 log.info("stopped %s (%s) -> %s", name, outcome.error, status)
@@ -744,6 +986,123 @@ class Daemon:
         except (OSError, InfoFileError) as error:
             # The lease will bring the chunk back; losing the node over one file would be worse.
             log.error("could not record %s for %s: %s", outcome.kind, name, error)
+
+
+    # ---- failure policy and notices ----------------------------------------------------------------
+
+    def _count_failure(self, info: InfoFile, error: str) -> None:
+        """A node that fails `blocklist_after` chunks of one job in a row stops taking that job."""
+        job_id = info.job
+        if job_id is None:
+            return
+        streak = self.streaks[job_id] = self.streaks.get(job_id, 0) + 1
+        if streak < self.settings.failure.blocklist_after or job_id in self.blocklisted:
+            return
+        reason = f"{streak} chunks failed in a row on {self.name}; the last: {error}"
+        self.spool.add_to_blocklist(job_id, self.name, reason)
+        self.blocklisted |= {job_id}
+        log.warning("blocklisted for job %s (render retry %s clears it): %s", job_id, job_id, reason)
+        blocked = set(self.spool.blocklisted_nodes().get(job_id, {}))
+        if not any(name not in blocked and all(req.satisfied_by(caps) for req in info.requires)
+                   for name, caps in self.other_nodes.items()):
+            nodes = ", ".join(sorted(blocked))
+            self._fail_job(job_id, f"every live node that can run it is blocklisted for it ({nodes})")
+
+    def _failed_for_good(self, held: Held, attempt: Attempt) -> None:
+        """A chunk used up its attempts: the `error` hooks, then the job fails if too many did or none is left."""
+        self._run_error_hooks(held, attempt)
+        job = self.spool.read_job(held.info.job) if held.info.job else None
+        if job is None:
+            return
+        failed = self.spool.failed_count(job.id)
+        limit = job.settings.get("max_failed_chunks") or self.settings.failure.max_failed_chunks
+        if failed >= limit:
+            self._fail_job(job.id, f"{failed} chunks failed for good (the limit is {limit})")
+        elif not self.spool.pending_chunks(job.id):
+            self._fail_job(job.id, f"{failed} failed for good and nothing else of it is left to run")
+
+    def _run_error_hooks(self, held: Held, attempt: Attempt) -> None:
+        """The `error` hooks, once, writing into the failed attempt's log; their own failure is only logged."""
+        hooks = self._hooks("error", held.info)
+        if not hooks:
+            return
+        places = self._places(held.info)
+        env = {**self._environment(held, attempt.log or "", places), "RENDERD_ERROR": attempt.error}
+        log_fd = os.open(self.spool.root / attempt.log, os.O_WRONLY | os.O_APPEND) if attempt.log else _devnull()
+        self.deadline = time.monotonic() + HOOK_TIMEOUT
+        try:
+            outcome = self._run_hooks("error", held, log_fd, env, places, heartbeat=False)
+        finally:
+            os.close(log_fd)
+        if outcome is not None:
+            log.error("%s: %s", held.chunk_id, outcome.error)
+
+    def _fail_job(self, job_id: str, why: str) -> None:
+        """Mark a job failed (its queued chunks wait for `render retry`) and tell its owner, once."""
+        changed = self.spool.update_job(
+            job_id, lambda job: replace(job, status="failed", error=why) if job.status == "active" else None)
+        if changed is not None:
+            log.warning("job %s failed: %s", job_id, why)
+            self._announce(job_id, "failed", why)
+
+    def _announce(self, job_id: str, event: str, why: str | None = None) -> None:
+        """Tell the job's owner it finished or failed: exactly one node in the farm does, once per event."""
+        if not self.spool.claim_notice(job_id, event, {"node": self.name, "at": now_text(), "state": "sending"}):
+            return
+        job = self.spool.read_job(job_id)
+        record: dict[str, object] = {"job": job_id, "event": event, "node": self.name, "at": now_text()}
+        if why:
+            record["why"] = why
+        mail = self.settings.mail
+        if job is None or not job.owner:
+            record["state"] = "nobody to tell (the job has no --owner)"
+        elif mail is None:
+            record["state"] = f"not mailed to {job.owner}: no mail: section in {self.spool.settings_path.name}"
+        else:
+            record["to"] = job.owner
+            try:
+                send(mail, self._message(mail, job, event))
+                record["state"] = f"mailed to {job.owner}"
+            except MailError as error:
+                record["state"] = f"not mailed: {error}"
+                log.error("could not mail the owner of %s: %s", job_id, error)
+        self.spool.record_notice(job_id, event, record)
+        log.info("job %s %s: %s", job_id, event, record["state"])
+
+    def _message(self, mail: MailSettings, job: Job, event: str) -> EmailMessage:
+        completions = self.spool.job_completions(job.id)
+        submitted = fmt.parse_time(job.submitted)
+        try:
+            frame_count = len(fmt.FrameRange.parse(job.frames)) if job.frames else job.chunks
+        except ValueError:
+            frame_count = job.chunks
+        facts = JobFacts(
+            id=job.id, source=job.source, scene=job.scene, frames=job.frames, frame_count=frame_count,
+            chunks=job.chunks, submitted=job.submitted,
+            seconds=time.time() - submitted if submitted else None,
+            output=self._output_folder(job, self._places(InfoFile(command="-", job=job.id))),
+            node_names=tuple(sorted({record.node for record in completions})), farm=str(self.spool.root),
+        )
+        assert job.owner is not None
+        if event == "finished":
+            return finished_message(mail, job.owner, facts)
+        failures = []
+        for name in self.spool.job_files(self.spool.failed, job.id):
+            entry = self.spool.read_entry(self.spool.failed, name)
+            if entry is None or entry.info is None:
+                continue
+            info = entry.info
+            last = info.history[-1] if info.history else None
+            failures.append(ChunkFailure(
+                chunk=name.removesuffix(".yaml"), frames=str(info.frames) if info.frames else None,
+                node=last.node if last else None, error=last.error if last else info.error or "failed",
+                log=info.log, log_tail=log_tail(self.spool.root / info.log) if info.log else "(no log)",
+            ))
+        return failed_message(mail, job.owner, facts, failures)
+
+
+def _devnull() -> int:
+    return os.open(os.devnull, os.O_WRONLY)
 
 
 def _exit_text(code: int) -> str:

@@ -11,8 +11,11 @@ from pathlib import Path
 
 from renderd.daemon import Daemon, DaemonConfig
 from renderd.errors import SpoolError
+from renderd.hours import HoursError, WorkHours
+from renderd.infofiles.format import parse_duration, parse_size
 from renderd.infofiles.spool import Spool, default_spool
 from renderd.node import detect_capabilities
+from renderd.settings import HOURS_END
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -36,6 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bind", default="0.0.0.0", help="address the socket listens on (default all)")
     parser.add_argument("--private", action="store_true", help="status, too, needs the farm's token")
     parser.add_argument("--no-socket", action="store_true", help="serve no status socket")
+    share = parser.add_argument_group("sharing the workstation (default: the node's section of SPOOL/settings.yaml)")
+    share.add_argument("--hours", help="take work only in these hours: 19:00-08:00, always, never")
+    share.add_argument("--hours-end", choices=HOURS_END,
+                       help="when the hours end: finish the chunk in hand (default) or suspend it until they resume")
+    share.add_argument("--cpu-share", type=float,
+                       help="step aside (suspend the render) while other processes use more than this share of the "
+                            "CPUs, 0-1")
+    share.add_argument("--min-memory", help="step aside, and take nothing new, while available memory is below this "
+                                            "(2G)")
+    share.add_argument("--quiet-for", help="seconds of quiet before a suspended render resumes (default 30)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     return parser.parse_args(argv)
 
@@ -53,6 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--port: {args.port} is not a port number")
     if args.heartbeat * 2 > args.lease:
         problems.append(f"--lease {args.lease:g} must be at least twice --heartbeat {args.heartbeat:g}")
+    hours = min_available = quiet_for = None
+    try:
+        hours = WorkHours.parse(args.hours) if args.hours is not None else None
+        min_available = parse_size(args.min_memory) if args.min_memory is not None else None
+        quiet_for = parse_duration(args.quiet_for) if args.quiet_for is not None else None
+    except HoursError as error:
+        problems.append(f"--hours: {error}")
+    except ValueError as error:
+        option = "--min-memory" if min_available is None and args.min_memory is not None else "--quiet-for"
+        problems.append(f"{option}: {error}")
+    if args.cpu_share is not None and not 0 < args.cpu_share <= 1:
+        problems.append(f"--cpu-share: must be a share between 0 and 1 (0.5: half), got {args.cpu_share:g}")
     if problems:
         for problem in problems:
             print(f"renderd: {problem}", file=sys.stderr)
@@ -84,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         bind=args.bind,
         private=args.private,
         token=spool.token(),
+        hours=hours,
+        hours_end=args.hours_end,
+        cpu_share=args.cpu_share,
+        min_available=min_available,
+        quiet_for=quiet_for,
     )
     try:
         return Daemon(config, spool).run()

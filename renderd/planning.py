@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from renderd.blendfile import Scene
-from renderd.infofiles.format import FrameRange, InfoFile, Requirement
+from renderd.infofiles.format import FrameRange, InfoFile, OutputChecks, Requirement
 from renderd.infofiles.records import Job
 from renderd.runner.ffmpeg import video_command
 
@@ -38,6 +38,36 @@ def chunk_name(job_id: str, index: int, total: int) -> str:
 
 
 @dataclass(frozen=True)
+class JobPolicy:
+    """What any job may add: hooks, output checks, a memory hint, and when the whole job counts as failed."""
+
+    hooks: dict[str, str | tuple[str, ...]] = field(default_factory=dict)  # pre, post, end, error
+    checks: OutputChecks = OutputChecks()
+    memory: int | None = None  # bytes of free memory a chunk needs
+    max_failed_chunks: int | None = None  # None: the farm's setting
+
+    def chunk_fields(self) -> dict[str, object]:
+        """The InfoFile fields every chunk of the job carries (the `end` hook belongs to the end step)."""
+        hooks = {name: command for name, command in self.hooks.items() if name != "end"}
+        return {"hooks": hooks, "checks": self.checks, "memory": self.memory}
+
+    def job_settings(self) -> dict[str, object]:
+        return {"max_failed_chunks": self.max_failed_chunks} if self.max_failed_chunks else {}
+
+
+END_COMMAND = "end"  # the end step's command is not run: its runner runs the `end` hooks and tells the owner
+
+
+def end_step(job_id: str, after: list[str], priority: int, submitted: str, policy: JobPolicy) -> tuple[str, InfoFile]:
+    """The step that closes a job once its chunks and other steps are done: exactly once, on one node."""
+    hooks = {"end": policy.hooks["end"]} if policy.hooks.get("end") else {}
+    return f"{job_id}-end.yaml", InfoFile(
+        command=END_COMMAND, job=job_id, priority=priority, submitted=submitted, hooks=hooks,
+        after=(job_id, *after), extra={"runner": "end"},
+    )
+
+
+@dataclass(frozen=True)
 class CommandJobRequest:
     """What `render add --cmd` asks for."""
 
@@ -50,10 +80,15 @@ class CommandJobRequest:
     timeout: float | None = None
     paused: bool = False
     owner: str | None = None
+    outputs: str | None = None  # the files each frame writes (`#` pattern), checked like rendered frames
+    policy: JobPolicy = JobPolicy()
 
 
-def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) -> tuple[Job, list[tuple[str, InfoFile]]]:
-    """A manifest and one queued info file per chunk (one chunk when the command has no frames)."""
+Plan = tuple[Job, list[tuple[str, InfoFile]], list[tuple[str, InfoFile]]]
+
+
+def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) -> Plan:
+    """A manifest, one queued info file per chunk (one chunk when the command has no frames), the end step."""
     ranges: list[FrameRange | None] = split_frames(request.frames, request.chunk_size) if request.frames else [None]
     chunks = [
         (
@@ -67,6 +102,8 @@ def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) ->
                 max_attempts=request.max_attempts,
                 timeout=request.timeout,
                 submitted=submitted,
+                outputs=request.outputs,
+                **request.policy.chunk_fields(),
             ),
         )
         for index, frames in enumerate(ranges, start=1)
@@ -83,8 +120,10 @@ def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) ->
         owner=request.owner,
         status="paused" if request.paused else "active",
         requires=[str(req) for req in request.requires],
+        output=request.outputs,
+        settings=request.policy.job_settings(),
     )
-    return job, chunks
+    return job, chunks, [end_step(job_id, [], request.priority, submitted, request.policy)]
 
 
 @dataclass(frozen=True)
@@ -105,14 +144,13 @@ class BlendJobRequest:
     paused: bool = False
     owner: str | None = None
     overwrite: bool = False
+    policy: JobPolicy = JobPolicy()
 
 
 VIDEO_CONTAINERS = ("mp4", "mov", "mkv", "webm", "gif")
 
 
-def plan_blend_job(
-    request: BlendJobRequest, job_id: str, submitted: str
-) -> tuple[Job, list[tuple[str, InfoFile]], list[tuple[str, InfoFile]]]:
+def plan_blend_job(request: BlendJobRequest, job_id: str, submitted: str) -> Plan:
     """A manifest, one info file per chunk holding the full Blender command line, and the finishing steps.
 
     The command renders `-f {frames}`: the node fills in the chunk's frames that are not yet on disk,
@@ -130,7 +168,8 @@ def plan_blend_job(
         (
             chunk_name(job_id, index, len(ranges)),
             InfoFile(command=command, frames=part, job=job_id, priority=request.priority, requires=requires,
-                     max_attempts=request.max_attempts, timeout=request.timeout, submitted=submitted, extra=extra),
+                     max_attempts=request.max_attempts, timeout=request.timeout, submitted=submitted, extra=extra,
+                     **request.policy.chunk_fields()),
         )
         for index, part in enumerate(ranges, start=1)
     ]
@@ -147,15 +186,17 @@ def plan_blend_job(
                 command=tuple(video_command(frames_glob + extension, scene.fps, request.video, target)),
                 job=job_id, priority=request.priority, requires=(Requirement("ffmpeg"),),
                 max_attempts=request.max_attempts, submitted=submitted,
-                extra={"runner": "ffmpeg", "after": job_id, "expect_frames": len(frames)},
+                after=(job_id,), extra={"runner": "ffmpeg", "expect_frames": len(frames)},
             ),
         ))
+    finishing.append(end_step(job_id, [name.removesuffix(".yaml") for name, _info in finishing], request.priority,
+                              submitted, request.policy))
     job = Job(
         id=job_id, kind="blender", frames=str(frames), chunk_size=request.chunk_size, chunks=len(chunks),
         priority=request.priority, submitted=submitted, source=request.blend, scene=scene.name,
         owner=request.owner, output=output, status="paused" if request.paused else "active",
         requires=[str(req) for req in requires],
         settings={"format": request.file_format, "fps": scene.fps, "size": [scene.width, scene.height],
-                  **({"video": request.video} if request.video else {})},
+                  **({"video": request.video} if request.video else {}), **request.policy.job_settings()},
     )
     return job, chunks, finishing

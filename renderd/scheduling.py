@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from renderd.infofiles.format import InfoFile, Requirement
+from renderd.infofiles.format import InfoFile, Requirement, format_size
 
 Capabilities = Mapping[str, str | None]
 
@@ -22,11 +22,11 @@ class Candidate:
     held: bool  # `status: paused` in the file, or its job is paused or cancelled
     failed_nodes: frozenset[str]
     job: str | None = None
-    after: str | None = None  # a finishing step (the video): runs once every chunk of this job is done
+    after: tuple[str, ...] = ()  # a step (video, end): runs once these jobs' chunks and these steps are done
+    memory: int | None = None  # bytes of free memory it needs
 
     @classmethod
     def from_info(cls, name: str, info: InfoFile, submitted: float) -> Candidate:
-        after = info.extra.get("after")
         return cls(
             name=name,
             priority=info.priority,
@@ -36,7 +36,8 @@ class Candidate:
             held=info.status == "paused",
             failed_nodes=info.failed_nodes,
             job=info.job,
-            after=after if isinstance(after, str) else None,
+            after=info.after,
+            memory=info.memory,
         )
 
 
@@ -55,20 +56,27 @@ def runnable(
     capabilities: Capabilities,
     held_jobs: frozenset[str] = frozenset(),
     other_nodes: Mapping[str, Capabilities] | None = None,
-    finished_jobs: frozenset[str] | None = None,
+    finished: frozenset[str] | None = None,
+    blocklisted: frozenset[str] = frozenset(),
+    free_memory: int | None = None,
 ) -> list[Candidate]:
     """The chunks this node may try, best first.
 
     A chunk the node already failed is left to others while another live node (`other_nodes`) that has
     not failed it could run it; when none could, the node takes it again rather than leave it stranded.
-    A finishing step waits until its job is in `finished_jobs` (None: do not look at dependencies).
+    A step waits until everything it is `after` is in `finished` (None: do not look at dependencies).
+    Jobs this node is `blocklisted` for, and chunks needing more memory than `free_memory`, are left.
     """
     others = other_nodes or {}
     chosen = []
     for candidate in candidates:
         if candidate.held or (candidate.job is not None and candidate.job in held_jobs):
             continue
-        if finished_jobs is not None and candidate.after is not None and candidate.after not in finished_jobs:
+        if candidate.job is not None and candidate.job in blocklisted:
+            continue
+        if finished is not None and not all(name in finished for name in candidate.after):
+            continue
+        if candidate.memory is not None and free_memory is not None and candidate.memory > free_memory:
             continue
         if not can_run(candidate, capabilities):
             continue
@@ -81,13 +89,29 @@ def runnable(
     return chosen
 
 
-def waiting_for(candidate: Candidate, live_nodes: Mapping[str, Capabilities]) -> str | None:
-    """Why a queued chunk cannot start anywhere, or None when some live node could run it."""
+def waiting_for(
+    candidate: Candidate,
+    live_nodes: Mapping[str, Capabilities],
+    blocklisted: frozenset[str] = frozenset(),
+    free_memory: Mapping[str, int] | None = None,
+) -> str | None:
+    """Why a queued chunk cannot start anywhere, or None when some live node could run it.
+
+    `blocklisted`: the nodes blocklisted for the chunk's job; `free_memory`: available bytes by node.
+    """
     if candidate.held:
         return "paused"
     if not live_nodes:
         return "no live node"
-    if any(can_run(candidate, caps) for caps in live_nodes.values()):
-        return None
-    needs = ", ".join(str(req) for req in candidate.requires)
-    return f"no live node has {needs}"
+    capable = [name for name, caps in live_nodes.items() if can_run(candidate, caps)]
+    if not capable:
+        needs = ", ".join(str(req) for req in candidate.requires)
+        return f"no live node has {needs}"
+    allowed = [name for name in capable if name not in blocklisted]
+    if not allowed:
+        return f"every live node that can run it is blocklisted for this job ({', '.join(sorted(capable))})"
+    memory = free_memory or {}
+    if candidate.memory is not None and all(memory.get(name, candidate.memory) < candidate.memory
+                                            for name in allowed):
+        return f"needs {format_size(candidate.memory)} of free memory; no live node has that much"
+    return None

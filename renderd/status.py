@@ -28,12 +28,25 @@ class JobSummary:
     progress: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     waiting: str | None = None
-    steps: dict[str, str] = field(default_factory=dict)  # finishing steps (the video) and their state
+    steps: dict[str, str] = field(default_factory=dict)  # the steps after the frames (video, end) and their state
+    blocklisted: dict[str, str] = field(default_factory=dict)  # nodes that stopped taking this job, and why
     elapsed: float | None = None
     eta: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def notes(self) -> list[str]:
+        """The lines shown under the job: why it waits, errors, steps under way, blocklisted nodes, progress."""
+        lines = [f"waiting: {self.waiting}"] if self.waiting else []
+        lines += self.errors
+        lines += [f"{name}: {state}" for name, state in self.steps.items()
+                  if state != WAITING and not (name == "end" and state == "done")]
+        lines += [f"blocklisted: {node} ({why})" for node, why in self.blocklisted.items()]
+        return lines + self.progress
+
+
+WAITING = "waiting for frames"
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class NodeSummary:
     capabilities: dict[str, str | None]
     chunks_done: int
     chunks_failed: int
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +119,7 @@ def summarize_nodes(
                 capabilities=record.capabilities,
                 chunks_done=record.chunks_done,
                 chunks_failed=record.chunks_failed,
+                note=None if state == "offline" else record.note,
             )
         )
     return result
@@ -118,15 +133,24 @@ def summarize_jobs(
     completions: Mapping[str, list[Completion]],
     live_nodes: Mapping[str, Mapping[str, str | None]],
     now: float,
+    blocklist: Mapping[str, Mapping[str, str]] | None = None,
+    free_memory: Mapping[str, int] | None = None,
 ) -> list[JobSummary]:
-    """One row per job, plus one per loose (hand-dropped) info file, oldest job first."""
+    """One row per job, plus one per loose (hand-dropped) info file, oldest job first.
+
+    `blocklist`: the nodes blocklisted per job, with why; `free_memory`: available bytes per live node.
+    """
+    blocklist = blocklist or {}
     by_job: dict[str, JobSummary] = {}
     for job in jobs:
         try:
             total = len(FrameRange.parse(job.frames)) if job.frames else job.chunks
         except ValueError:
             total = job.chunks
-        by_job[job.id] = JobSummary(job.id, job.status, job.priority, job.owner, job.frames, total)
+        row = by_job[job.id] = JobSummary(job.id, job.status, job.priority, job.owner, job.frames, total)
+        row.blocklisted = dict(blocklist.get(job.id, {}))
+        if job.status == "failed" and job.error:
+            row.errors.append(f"job failed: {job.error}")
     loose: list[JobSummary] = []
 
     def row_for(name: str, info: InfoFile) -> JobSummary:
@@ -140,18 +164,19 @@ def summarize_jobs(
 
     def step(name: str, info: InfoFile, state: str) -> bool:
         """Record a finishing step's state on its job's row; True if `info` is one."""
-        if info.extra.get("after") and info.job in by_job:
+        if info.after and info.job in by_job:
             by_job[info.job].steps[name.removesuffix(".yaml").removeprefix(f"{info.job}-")] = state
             return True
         return False
 
     reasons: dict[str, str] = {}
     for name, info in queued.items():
-        if step(name, info, "waiting for frames"):
+        if step(name, info, WAITING):
             continue
         row = row_for(name, info)
         row.queued += frame_count(info)
-        why = waiting_for(Candidate.from_info(name, info, 0.0), live_nodes)
+        blocked = frozenset(blocklist.get(info.job or "", {}))
+        why = waiting_for(Candidate.from_info(name, info, 0.0), live_nodes, blocked, free_memory)
         if why:
             reasons.setdefault(row.id, why)
     for name, info in running.items():
@@ -179,7 +204,7 @@ def summarize_jobs(
         for record in records:
             seen[record.chunk] = record
         for record in seen.values():
-            if record.frames is None and row.frames:  # a finishing step of a frame job
+            if not _is_chunk(record.chunk, job_id):  # a step after the frames (video, end)
                 row.steps[record.chunk.removeprefix(f"{job_id}-")] = "done"
                 continue
             count = len(FrameRange.parse(record.frames)) if record.frames else 1
@@ -204,9 +229,15 @@ def summarize_jobs(
     return [*by_job.values(), *loose]
 
 
+def _is_chunk(name: str, job_id: str) -> bool:
+    """A frame chunk (JOB-c0001) rather than a step (JOB-video, JOB-end)."""
+    rest = name.removesuffix(".yaml").removeprefix(f"{job_id}-")
+    return rest.startswith("c") and rest[1:].isdigit()
+
+
 def _job_status(job: Job, row: JobSummary) -> str:
-    if job.status == "cancelled":
-        return "cancelled"
+    if job.status in ("cancelled", "failed"):
+        return job.status
     if row.total and row.done >= row.total:
         pending = [state for state in row.steps.values() if state != "done"]
         if not pending:

@@ -69,7 +69,7 @@ def test_planning_writes_one_job_per_scene_with_the_full_blender_command(spool: 
     jobs = result.stdout.split()
     assert len(jobs) == 2
     files = sorted(p.name for p in spool.queue.glob("*.yaml"))
-    assert len(files) == 3 + 4  # Scene 1-24, Second 100-135
+    assert len(files) == 3 + 4 + 2  # Scene 1-24, Second 100-135, and the end step of each
     second = yaml.safe_load(next(spool.queue.glob(f"{jobs[1]}-c0004.yaml")).read_text())
     assert second["frames"] == "130-135"
     assert second["command"][:6] == ["blender", "-noaudio", "-b", str(FIXTURES / "b34_two_scenes.blend"), "-S",
@@ -98,7 +98,7 @@ def test_three_daemons_render_every_frame_once_and_make_one_video(spool: Spool, 
     assert count_frames(videos[0]) == 24
     assert len(list((spool.logs / job).glob(f"{job}-video.*.log"))) == 1
     summary = json.loads(render(spool, "jobs", "--json").stdout)["jobs"][0]
-    assert (summary["status"], summary["done"], summary["steps"]) == ("done", 24, {"video": "done"})
+    assert (summary["status"], summary["done"], summary["steps"]) == ("done", 24, {"video": "done", "end": "done"})
 
 
 @needs_blender
@@ -133,7 +133,7 @@ def test_frames_saved_before_a_daemon_was_killed_are_not_rendered_again(spool: S
     assert len(before) >= 2
     daemons.start("b", "--exit-when-idle")
     assert daemons.wait_exit("b", timeout=300) == 0
-    log_b = next((spool.logs / job).glob("*.b.log")).read_text()
+    log_b = next((spool.logs / job).glob(f"{job}-c*.b.log")).read_text()
     again = {int(m) for m in re.findall(r"Saved: '[^']*?(\d+)\.png'", log_b)}
     assert not (again & before), f"frames {sorted(again & before)} were rendered twice"
     assert again, "node b rendered the frames that were still missing"

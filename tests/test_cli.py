@@ -39,7 +39,7 @@ def test_render_add_prints_the_job_id_and_writes_manifest_and_chunks(spool: Spoo
     assert job.startswith("shot-10-") and "\n" not in job
     assert (spool.jobs / f"{job}.yaml").exists()
     chunks = sorted(p.name for p in spool.queue.iterdir())
-    assert chunks == [f"{job}-c0001.yaml", f"{job}-c0002.yaml", f"{job}-c0003.yaml"]
+    assert chunks == [f"{job}-c0001.yaml", f"{job}-c0002.yaml", f"{job}-c0003.yaml", f"{job}-end.yaml"]
     text = (spool.queue / chunks[2]).read_text()
     assert "frames: 21-25" in text and "priority: 70" in text and "command: echo {start} {end}" in text
     listing = render(spool, "jobs").stdout

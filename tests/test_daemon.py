@@ -24,7 +24,8 @@ def jobs_json(spool: Spool) -> dict:
 
 
 def only_file(folder: Path) -> Path:
-    files = sorted(folder.glob("*.yaml"))
+    """The one chunk file in a folder (a job's end step, which waits for its chunks, is not one)."""
+    files = sorted(path for path in folder.glob("*.yaml") if not path.name.endswith("-end.yaml"))
     assert len(files) == 1, f"expected one file in {folder}, found {files}"
     return files[0]
 
@@ -251,7 +252,8 @@ def test_deleting_a_running_info_file_cancels_the_render(spool: Spool, daemons: 
     time.sleep(0.5)
     assert daemon.poll() is None, "the daemon carries on"
     assert not (spool.done / job).exists()
-    assert not list(spool.queue.glob("*.yaml")) and not list(spool.failed.glob("*.yaml"))
+    assert [p.name for p in spool.queue.glob("*.yaml")] == [f"{job}-end.yaml"], "only the end step, still waiting"
+    assert not list(spool.failed.glob("*.yaml"))
 
 
 def test_requirements_route_work_to_nodes_that_have_them(spool: Spool, daemons: Daemons, tmp_path: Path) -> None:
@@ -290,7 +292,7 @@ def test_a_hand_edit_of_a_running_file_is_kept(spool: Spool, daemons: Daemons, t
 def test_frame_placeholder_runs_the_command_once_per_frame(spool: Spool, daemons: Daemons, tmp_path: Path) -> None:
     out = tmp_path / "frames.txt"
     render(spool, "add", "--cmd", f"sh -c 'echo {{frame}} >> {out}'", "--frames", "1-9:2", "--chunk", "10")
-    assert len(list(spool.queue.glob("*.yaml"))) == 1
+    assert len(list(spool.queue.glob("*-c*.yaml"))) == 1
     daemons.start("a", "--exit-when-idle")
     assert daemons.wait_exit("a", timeout=60) == 0
     assert out.read_text().split() == ["1", "3", "5", "7", "9"]

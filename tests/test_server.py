@@ -204,11 +204,11 @@ def test_drain_finishes_the_chunk_then_takes_nothing_more(spool: Spool, daemons:
     go.touch()
     wait_for(lambda: len(list((spool.done / job).glob("*.yaml"))) == 1, 20, "the first chunk to finish")
     time.sleep(1.5)
-    assert len(list(spool.queue.glob("*.yaml"))) == 1 and not list(spool.running.glob("*.yaml"))
+    assert len(list(spool.queue.glob("*-c*.yaml"))) == 1 and not list(spool.running.glob("*.yaml"))
     nodes = {n["name"]: n for n in json.loads(render(spool, "nodes", "--json").stdout)}
     assert nodes["a"]["state"] == "paused"
     render(spool, "node", "resume", "a")
-    wait_for(lambda: len(list((spool.done / job).glob("*.yaml"))) == 2, 20, "the second chunk after resume")
+    wait_for(lambda: len(list((spool.done / job).glob("*-c*.yaml"))) == 2, 20, "the second chunk after resume")
 
 
 def test_a_private_node_needs_the_token_for_status_too(spool: Spool, daemons: Daemons) -> None:

@@ -112,7 +112,7 @@ def test_a_jobs_plan_vouches_for_untouched_chunks_only(spool: Spool) -> None:
 
     request = CommandJobRequest(command="echo {start}", frames=FrameRange(1, 25), chunk_size=10, priority=70,
                                 requires=(Requirement.parse("blender>=3"),))
-    job, chunks = plan_command_job(request, "echo-0001", now_text())
+    job, chunks, _steps = plan_command_job(request, "echo-0001", now_text())
     spool.create_job(job, chunks)
     plan = spool.read_plan("echo-0001")
     assert sorted(plan) == [name for name, _info in chunks]

@@ -108,8 +108,9 @@ async def test_enter_opens_a_job_with_its_chunks_and_logs(spool: Spool, daemons:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, JobScreen), "the job screen")
         chunks = app.screen.query_one("#chunks", DataTable)
-        await until(pilot, lambda: chunks.row_count == 2, "both chunks")
+        await until(pilot, lambda: chunks.row_count == 3, "both chunks and the end step")
         rows = cell_texts(chunks)
+        assert any("end" in row and "waiting" in row for row in rows), "the end step waits for the failed chunk"
         assert any("c0001" in row and "failed" in row and "exit status 1" in row for row in rows)
         assert any("c0002" in row and "done" in row for row in rows)
         log = app.screen.query_one("#chunk-log")
@@ -143,7 +144,7 @@ async def test_adding_a_blend_through_the_browser_writes_the_right_info_files(sp
         screen.query_one("#add-priority").value = "70"
         screen.query_one("#add-submit").press()
         await until(pilot, lambda: not isinstance(app.screen, AddScreen), "the job added")
-    files = sorted(spool.queue.glob("*.yaml"))
+    files = sorted(spool.queue.glob("*-c*.yaml"))
     assert len(files) == 3  # 10 frames of step 2, 4 a chunk
     first = yaml.safe_load(files[0].read_text())
     assert first["frames"] == "10-16:2" and first["priority"] == 70

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Dumper = yaml.SafeDumper
 
 STATUSES = ("queued", "running", "failed", "paused")
+HOOK_NAMES = ("pre", "post", "end", "error")
 PLACEHOLDERS = ("{start}", "{end}", "{frame}", "{frames}", "{step}")
 DEFAULT_PRIORITY = 50
 DEFAULT_MAX_ATTEMPTS = 3
@@ -35,6 +36,8 @@ _FRAMES_RE = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*(?::\s*(\d+))?)?\s*$")
 _REQUIREMENT_RE = re.compile(r"^\s*([A-Za-z0-9_.+-]+?)\s*(?:(>=|<=|==|!=|>|<|=)\s*([0-9][0-9A-Za-z.]*))?\s*$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,71 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class OutputChecks:
+    """What a written frame must be beyond a whole image: a minimum size, not all black, not all transparent.
+
+    None means "not said here", so a job's checks can be laid over the farm's defaults.
+    """
+
+    min_size: int | None = None
+    reject_black: bool | None = None
+    reject_transparent: bool | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.min_size or self.reject_black or self.reject_transparent)
+
+    def over(self, defaults: OutputChecks) -> OutputChecks:
+        """These checks, with `defaults` filling what these leave unsaid."""
+        return OutputChecks(*(mine if mine is not None else theirs
+                              for mine, theirs in zip(astuple(self), astuple(defaults), strict=True)))
+
+    def to_mapping(self) -> dict[str, Any]:
+        data = {key: value for key, value in asdict(self).items() if value is not None}
+        if self.min_size is not None:
+            data["min_size"] = format_size(self.min_size)
+        return data
+
+    @classmethod
+    def parse(cls, value: object) -> OutputChecks:
+        """From `{min_size: 20k, reject_black: true, reject_transparent: true}`; ValueError with the reason."""
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping like {min_size: 20k, reject_black: true}")
+        unknown = set(value) - {"min_size", "reject_black", "reject_transparent"}
+        if unknown:
+            known = "min_size, reject_black, reject_transparent"
+            raise ValueError(f"unknown check {sorted(unknown)[0]!r} (known: {known})")
+        for key in ("reject_black", "reject_transparent"):
+            if value.get(key) is not None and not isinstance(value[key], bool):
+                raise ValueError(f"{key} must be true or false, got {value[key]!r}")
+        size = value.get("min_size")
+        return cls(parse_size(size) if size is not None else None, value.get("reject_black"),
+                   value.get("reject_transparent"))
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `20000`, `"20k"`, `"512M"`, `"4G"`, `"2GiB"`, `"1.5g"`; ValueError otherwise."""
+    size: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        size = float(value)
+    elif isinstance(value, str) and (match := _SIZE_RE.match(value)):
+        if match[2] or "." not in match[1]:  # a number of bytes must be whole
+            size = float(match[1]) * _SIZE_UNITS[match[2].lower()]
+    if size is None or size < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"must be a size like 20000, '20k', '512M' or '4G', got {value!r}")
+    return int(size)
+
+
+def format_size(size: int) -> str:
+    """`4G` for 4 GiB: the largest unit that states `size` exactly (it must parse back to the same bytes)."""
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)):
+        if size and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One finished, unsuccessful attempt at a chunk."""
 
@@ -186,6 +254,11 @@ class InfoFile:
     error: str | None = None
     log: str | None = None
     history: tuple[Attempt, ...] = ()
+    hooks: dict[str, str | tuple[str, ...]] = field(default_factory=dict, compare=False)  # pre/post/end/error
+    checks: OutputChecks = OutputChecks()
+    outputs: str | None = None  # the files each frame writes (`#` or {frame}), for jobs whose runner cannot tell
+    memory: int | None = None  # bytes of free memory the chunk needs
+    after: tuple[str, ...] = ()  # a job's steps (video, end) wait for these jobs' chunks or these steps
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -234,11 +307,11 @@ def parse(text: str | bytes, source: str = "<info file>", split_command: bool = 
         raise InfoFileError(source, f"expected a mapping of keys (command: ...), got {type(data).__name__}")
     try:
         return _from_mapping(data, split_command)
-    except _KeyProblem as problem:
+    except KeyProblem as problem:
         raise InfoFileError(source, problem.message, key=problem.key, line=_line_of_key(text, problem.key)) from None
 
 
-class _KeyProblem(Exception):
+class KeyProblem(Exception):
     def __init__(self, key: str, message: str):
         self.key = key
         self.message = message
@@ -261,26 +334,30 @@ def _line_of_key(text: str, key: str) -> int | None:
 def _from_mapping(data: dict[Any, Any], split_command: bool = True) -> InfoFile:
     for key in data:
         if not isinstance(key, str):
-            raise _KeyProblem(str(key), "keys must be words")
+            raise KeyProblem(str(key), "keys must be words")
     if "command" not in data or data["command"] in (None, "", []):
-        raise _KeyProblem("command", "missing: an info file needs at least `command:`")
+        raise KeyProblem("command", "missing: an info file needs at least `command:`")
     command, argv = _command(data["command"], split_command)
     frames = None
     if data.get("frames") is not None:
         try:
             frames = FrameRange.parse(data["frames"])
         except ValueError as error:
-            raise _KeyProblem("frames", str(error)) from None
+            raise KeyProblem("frames", str(error)) from None
     if frames is None and any(p in arg for arg in argv for p in PLACEHOLDERS):
-        raise _KeyProblem("frames", "missing, but the command uses frame placeholders")
+        raise KeyProblem("frames", "missing, but the command uses frame placeholders")
     status = data.get("status", "queued")
     if status not in STATUSES:
-        raise _KeyProblem("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise KeyProblem("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     attempts = _int(data, "attempts", 0, minimum=0)
     known = {
         "command", "frames", "job", "priority", "requires", "status", "attempts", "max_attempts", "timeout",
-        "submitted", "error", "log", "history", *_CLAIM_KEYS,
+        "submitted", "error", "log", "history", "hooks", "checks", "outputs", "memory", "after", *_CLAIM_KEYS,
     }
+    try:
+        checks = OutputChecks.parse(data.get("checks"))
+    except ValueError as error:
+        raise KeyProblem("checks", str(error)) from None
     return InfoFile(
         command=command,
         frames=frames,
@@ -296,6 +373,11 @@ def _from_mapping(data: dict[Any, Any], split_command: bool = True) -> InfoFile:
         error=_optional_str(data, "error"),
         log=_optional_str(data, "log"),
         history=_history(data.get("history")),
+        hooks=parse_hooks(data.get("hooks"), "hooks"),
+        checks=checks,
+        outputs=_optional_str(data, "outputs"),
+        memory=_size(data, "memory"),
+        after=_after(data.get("after")),
         extra={k: v for k, v in data.items() if k not in known},
     )
 
@@ -308,16 +390,16 @@ def _command(value: object, split: bool = True) -> tuple[str | tuple[str, ...], 
         try:
             argv = shlex.split(value)
         except ValueError as error:
-            raise _KeyProblem("command", f"cannot split into arguments: {error}") from None
+            raise KeyProblem("command", f"cannot split into arguments: {error}") from None
         if not argv:
-            raise _KeyProblem("command", "is empty")
+            raise KeyProblem("command", "is empty")
         return value, argv
     if isinstance(value, list):
         if not all(isinstance(arg, (str, int, float)) and not isinstance(arg, bool) for arg in value):
-            raise _KeyProblem("command", "a list command must hold only words and numbers")
+            raise KeyProblem("command", "a list command must hold only words and numbers")
         words = tuple(str(arg) for arg in value)
         return words, list(words)
-    raise _KeyProblem("command", f"must be a string or a list, got {type(value).__name__}")
+    raise KeyProblem("command", f"must be a string or a list, got {type(value).__name__}")
 
 
 def _int(data: dict[str, Any], key: str, default: int, minimum: int | None = None) -> int:
@@ -325,9 +407,9 @@ def _int(data: dict[str, Any], key: str, default: int, minimum: int | None = Non
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _KeyProblem(key, f"must be a whole number, got {value!r}")
+        raise KeyProblem(key, f"must be a whole number, got {value!r}")
     if minimum is not None and value < minimum:
-        raise _KeyProblem(key, f"must be {minimum} or more, got {value}")
+        raise KeyProblem(key, f"must be {minimum} or more, got {value}")
     return value
 
 
@@ -338,7 +420,7 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, (dict, list, bool)):
-        raise _KeyProblem(key, f"must be text, got {type(value).__name__}")
+        raise KeyProblem(key, f"must be text, got {type(value).__name__}")
     return str(value)
 
 
@@ -348,11 +430,53 @@ def _requirements(value: object) -> tuple[Requirement, ...]:
     if isinstance(value, str):
         value = [part for part in value.split(",") if part.strip()]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _KeyProblem("requires", "must be a list of capabilities like [blender, 'povray>=3.7']")
+        raise KeyProblem("requires", "must be a list of capabilities like [blender, 'povray>=3.7']")
     try:
         return tuple(Requirement.parse(item) for item in value)
     except ValueError as error:
-        raise _KeyProblem("requires", str(error)) from None
+        raise KeyProblem("requires", str(error)) from None
+
+
+def parse_hooks(value: object, key: str) -> dict[str, str | tuple[str, ...]]:
+    """`{pre: CMD, post: CMD, end: CMD, error: CMD}`, each command a string or a list, checked to split."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KeyProblem(key, f"must be a mapping of {', '.join(HOOK_NAMES)} to commands")
+    hooks: dict[str, str | tuple[str, ...]] = {}
+    for name, command in value.items():
+        if name not in HOOK_NAMES:
+            raise KeyProblem(key, f"unknown hook {name!r} (known: {', '.join(HOOK_NAMES)})")
+        if command in (None, "", []):
+            continue
+        try:
+            hooks[name] = _command(command)[0]
+        except KeyProblem as problem:
+            raise KeyProblem(key, f"{name}: {problem.message.replace('a list command', 'a list')}") from None
+    return hooks
+
+
+def hook_argv(command: str | tuple[str, ...]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _size(data: dict[str, Any], key: str) -> int | None:
+    if data.get(key) is None:
+        return None
+    try:
+        return parse_size(data[key])
+    except ValueError as error:
+        raise KeyProblem(key, str(error)) from None
+
+
+def _after(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise KeyProblem("after", "must be a job id, a step id, or a list of them")
 
 
 def parse_duration(value: object) -> float:
@@ -373,7 +497,7 @@ def _duration(value: object) -> float | None:
     try:
         return parse_duration(value)
     except ValueError as error:
-        raise _KeyProblem("timeout", str(error)) from None
+        raise KeyProblem("timeout", str(error)) from None
 
 
 def _claim(data: dict[str, Any]) -> Claim | None:
@@ -398,7 +522,7 @@ def _optional_float(data: dict[str, Any], key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _KeyProblem(key, f"must be a number, got {value!r}")
+        raise KeyProblem(key, f"must be a number, got {value!r}")
     return float(value)
 
 
@@ -406,11 +530,11 @@ def _history(value: object) -> tuple[Attempt, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _KeyProblem("history", "must be a list of attempts")
+        raise KeyProblem("history", "must be a list of attempts")
     attempts = []
     for item in value:
         if not isinstance(item, dict) or not item.get("node"):
-            raise _KeyProblem("history", "each attempt needs at least `node:` and `error:`")
+            raise KeyProblem("history", "each attempt needs at least `node:` and `error:`")
         attempts.append(
             Attempt(
                 node=str(item["node"]),
@@ -452,6 +576,16 @@ def to_mapping(info: InfoFile) -> dict[str, Any]:
         data["error"] = info.error
     if info.history:
         data["history"] = [attempt.to_dict() for attempt in info.history]
+    if info.hooks:
+        data["hooks"] = {name: cmd if isinstance(cmd, str) else list(cmd) for name, cmd in info.hooks.items()}
+    if info.checks.to_mapping():
+        data["checks"] = info.checks.to_mapping()
+    if info.outputs is not None:
+        data["outputs"] = info.outputs
+    if info.memory is not None:
+        data["memory"] = format_size(info.memory)
+    if info.after:
+        data["after"] = info.after[0] if len(info.after) == 1 else list(info.after)
     for key, value in info.extra.items():
         data.setdefault(key, value)
     return data

@@ -27,7 +27,8 @@ class Job:
     scene: str | None = None
     owner: str | None = None
     output: str | None = None
-    status: str = "active"
+    status: str = "active"  # active | paused | cancelled | failed
+    error: str | None = None  # why it failed
     requires: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -41,7 +42,8 @@ class NodeRecord:
     pid: int
     started: str
     heartbeat: str
-    state: str = "idle"  # idle | busy | paused | offline
+    state: str = "idle"  # idle | busy | suspended | paused | asleep | offline
+    note: str | None = None  # why it is asleep or stepped aside
     pid_started: float | None = None
     address: str | None = None
     chunk: str | None = None

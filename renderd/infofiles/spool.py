@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from glob import escape as glob_escape
 from pathlib import Path
 
+import yaml
 from filelock import FileLock, Timeout
 
 from renderd.errors import InfoFileError, SpoolError
@@ -164,6 +165,9 @@ class Spool:
         self.logs = self.root / "logs"
         self.output = self.root / "output"
         self.locks = self.root / "locks"
+        self.blocklist = self.root / "blocklist"  # blocklist/JOB/NODE.yaml: a node that stopped taking a job
+        self.notices = self.root / "notices"  # notices/JOB.EVENT.yaml: a job's finished/failed notice, sent once
+        self.settings_path = self.root / "settings.yaml"
         self._lock_objects: dict[int, FileLock] = {}
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ class Spool:
             raise SpoolError(f"{self.root}: the spool is not a folder")
         try:
             for folder in (self.queue, self.running, self.failed, self.jobs, self.done, self.nodes, self.logs,
-                           self.output, self.locks):
+                           self.output, self.locks, self.blocklist, self.notices):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SpoolError(f"{self.root}: cannot create the spool: {error.strerror}") from None
@@ -569,6 +573,87 @@ class Spool:
         for suffix in (".plan", ".yaml"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.jobs / f"{job_id}{suffix}")
+
+    def update_job(self, job_id: str, change: Callable[[Job], Job | None]) -> Job | None:
+        """Rewrite a job's manifest under its lock with `change` (which returns None to leave it); the result."""
+        with self.lock(f"{job_id}.job"):
+            job = self.read_job(job_id)
+            updated = change(job) if job is not None else None
+            if updated is not None and updated != job:
+                self.write_job(updated)
+            return updated
+
+    def failed_count(self, job_id: str) -> int:
+        return len(self.job_files(self.failed, job_id))
+
+    def pending_chunks(self, job_id: str) -> int:
+        """A job's frame chunks still queued or running (its steps wait for them, so they do not count)."""
+        chunk = re.compile(re.escape(job_id) + r"-c\d+\.yaml$")
+        return sum(1 for folder in (self.queue, self.running) for name in os.listdir(folder) if chunk.match(name))
+
+    def step_state(self, job_id: str, step: str) -> str:
+        """'done', 'failed' or 'pending' for a step (JOB-video) of a job."""
+        if (self.done / job_id / f"{step}.yaml").exists():
+            return "done"
+        return "failed" if (self.failed / f"{step}.yaml").exists() else "pending"
+
+    # ---- blocklist and notices -------------------------------------------------------------------
+
+    def add_to_blocklist(self, job_id: str, node: str, reason: str) -> None:
+        folder = self._folder(self.blocklist / job_id)
+        write_atomic(folder / f"{node}.yaml", fmt.dump_mapping({"node": node, "job": job_id, "reason": reason,
+                                                                "at": now_text()}))
+
+    def blocklisted_nodes(self) -> dict[str, dict[str, str]]:
+        """Nodes blocklisted per job: {job: {node: reason}}."""
+        result: dict[str, dict[str, str]] = {}
+        with contextlib.suppress(FileNotFoundError):
+            for folder in self.blocklist.iterdir():
+                for path in folder.glob("*.yaml"):
+                    reason = ""
+                    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+                        reason = str(fmt.load_mapping(path.read_bytes()).get("reason", ""))
+                    result.setdefault(folder.name, {})[path.stem] = reason
+        return result
+
+    def jobs_blocklisting(self, node: str) -> set[str]:
+        """The jobs `node` is blocklisted for (one stat per job that has a blocklist)."""
+        try:
+            return {folder.name for folder in self.blocklist.iterdir() if (folder / f"{node}.yaml").exists()}
+        except FileNotFoundError:
+            return set()
+
+    def clear_blocklist(self, job_id: str) -> int:
+        folder = self.blocklist / job_id
+        count = len(list(folder.glob("*.yaml"))) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+    def claim_notice(self, job_id: str, event: str, details: dict[str, object]) -> bool:
+        """Take the one right to announce `event` for a job: an exclusive create, so one node in the farm wins."""
+        try:
+            write_atomic(self._folder(self.notices) / f"{job_id}.{event}.yaml", fmt.dump_mapping(details),
+                         exclusive=True)
+        except FileExistsError:
+            return False
+        return True
+
+    def record_notice(self, job_id: str, event: str, details: dict[str, object]) -> None:
+        """How the announcement went (sent, or why not), over the claim."""
+        write_atomic(self.notices / f"{job_id}.{event}.yaml", fmt.dump_mapping(details))
+
+    def clear_notices(self, job_id: str) -> None:
+        for path in self.notices.glob(f"{glob_escape(job_id)}.*.yaml"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def read_settings(self) -> tuple[Signature | None, bytes]:
+        """The farm settings file's signature and bytes (None and empty when there is none)."""
+        try:
+            with self.settings_path.open("rb") as handle:
+                return signature(os.fstat(handle.fileno())), handle.read()
+        except FileNotFoundError:
+            return None, b""
 
     def write_job(self, job: Job) -> None:
         write_atomic(self.jobs / f"{job.id}.yaml", dump_record(job))

@@ -6,6 +6,9 @@ A runner is small and pure apart from `check`, which may look at the files a chu
                               may raise RunnerError when the chunk cannot run as written
     progress(line)         -> a short progress text parsed from one output line, or None
     check(info, places)    -> why a run that exited 0 still failed, or None
+    outputs(info, places)  -> the frame images the chunk must leave (after `commands`), which the daemon
+                              holds to the job's output checks (minimum size, not all black...) and
+                              hands to hook scripts
 
 A runner object serves one attempt, so it may keep state between these calls. Adding a renderer is
 one module here and one line in `runner_for`.
@@ -14,6 +17,7 @@ one module here and one line in `runner_for`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Protocol
 
 from renderd.infofiles.format import InfoFile
@@ -28,16 +32,20 @@ class Runner(Protocol):
 
     def check(self, info: InfoFile, places: dict[str, str]) -> str | None: ...
 
+    def outputs(self, info: InfoFile, places: dict[str, str]) -> list[Path]: ...
+
 
 def runner_for(info: InfoFile) -> Runner:
-    """A fresh runner for one attempt: by the `runner:` key, else by the program the command starts."""
+    """A fresh runner for one attempt: by the `runner:` key, else Blender's for `blender ...`, else a command's."""
     from renderd.runner.blender import BlenderRunner
-    from renderd.runner.command import CommandRunner
+    from renderd.runner.command import CommandRunner, EndRunner
     from renderd.runner.ffmpeg import FfmpegRunner
 
-    runners: dict[str, type] = {"blender": BlenderRunner, "ffmpeg": FfmpegRunner}
+    runners: dict[str, type] = {"blender": BlenderRunner, "ffmpeg": FfmpegRunner, "end": EndRunner}
     name = info.extra.get("runner")
     if not isinstance(name, str):
+        # a hand-written Blender command gets Blender's checks; ffmpeg's runner is for the video step only
+        # (it expects one video), so a hand-written ffmpeg command is a plain command
         argv = info.argv
-        name = os.path.basename(argv[0]) if argv else ""
+        name = "blender" if argv and os.path.basename(argv[0]) == "blender" else "command"
     return runners.get(name, CommandRunner)()

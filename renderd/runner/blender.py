@@ -125,6 +125,9 @@ class BlenderRunner:
         more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
         return f"{len(problems)} of {len(self.expected)} frames bad: {'; '.join(problems[:3])}{more}"
 
+    def outputs(self, info: InfoFile, places: dict[str, str]) -> list[Path]:
+        return list(self.expected.values())
+
     def _problem(self, frame: int) -> str | None:
         width, height = self.size or (None, None)
         return check_image(self.expected[frame], width, height)

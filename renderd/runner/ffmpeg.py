@@ -55,6 +55,9 @@ class FfmpegRunner:
             return None
         return f"frame {match[1]}/{self.total}" if self.total else f"frame {match[1]}"
 
+    def outputs(self, info: InfoFile, places: dict[str, str]) -> list[Path]:
+        return []  # a video, not frames: `check` counts its frames
+
     def check(self, info: InfoFile, places: dict[str, str]) -> str | None:
         target = Path(places.get("spool", "."), expand(info.argv, info.frames, None, places)[-1])
         if not target.is_file() or target.stat().st_size == 0:

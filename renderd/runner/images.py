@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from renderd.infofiles.format import OutputChecks, format_size
+
 
 def check_image(path: Path, width: int | None = None, height: int | None = None) -> str | None:
     """None when `path` is a complete image (of `width` x `height` when given), else the reason."""
@@ -60,3 +62,39 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             return width, height
         index += 2 + length
     raise ValueError("JPEG without a frame header")
+
+
+# A frame whose brightest channel value stays at or below this is "all black": dithering and
+# compression noise leave a few levels in frames that are black to the eye.
+BLACK_LEVEL = 2
+
+
+def check_content(path: Path, checks: OutputChecks) -> str | None:
+    """None when a written frame passes the job's checks (minimum size, not all black, not all transparent)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name}: missing"
+    if checks.min_size and size < checks.min_size:
+        return f"{path.name}: {size} bytes, below the minimum of {format_size(checks.min_size)}"
+    if not (checks.reject_black or checks.reject_transparent):
+        return None
+    from PIL import Image, UnidentifiedImageError  # decoding whole frames is only needed for these checks
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            bands = image.getbands()
+            if checks.reject_transparent and "A" in bands and image.getchannel("A").getextrema()[1] == 0:
+                return f"{path.name}: every pixel is transparent"
+            if checks.reject_black:
+                colour = image.convert("RGB") if image.mode not in ("RGB", "L") else image
+                extrema = colour.getextrema()
+                brightest = extrema[1] if colour.mode == "L" else max(high for _low, high in extrema)
+                if brightest <= BLACK_LEVEL:
+                    return f"{path.name}: every pixel is black"
+    except UnidentifiedImageError:
+        return None  # a format Pillow does not read (EXR): the pixel checks cannot judge it
+    except (OSError, ValueError) as error:
+        return f"{path.name}: cannot decode ({error})"
+    return None
