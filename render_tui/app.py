@@ -264,7 +264,7 @@ class RenderApp(App[None]):
             cells = [
                 Text(record.name, style=style), Text(record.host, style=style),
                 Text(state, style="dim" if offline else {"busy": "yellow", "paused": "magenta", "suspended": "magenta",
-                                                         "asleep": "blue"}.get(state, "green")),
+                                                         "standby": "blue", "asleep": "blue"}.get(state, "green")),
                 Text("" if offline else (record.chunk or ""), style=style),
                 Text("" if offline else "; ".join(filter(None, (record.progress, record.note))), style=style),
                 Text("" if offline or not record.render_rss else f"{record.render_rss / 2**20:.0f}M", style=style),

@@ -151,7 +151,7 @@ class Daemon:
         self.chunk_started = 0.0
         # the farm settings file, and what this node makes of it
         self.settings = FarmSettings()
-        self.settings_sig: object = None
+        self.settings_sig: object = self  # nothing read yet (the file's signature is never the daemon)
         self.node_settings = NodeSettings()
         self.gate = PressureGate(PressurePolicy())
         self.sampler: UsageSampler | None = None
@@ -262,7 +262,9 @@ class Daemon:
             return "suspended" if self.suspended else "busy"
         if self.draining:
             return "paused"
-        return "asleep" if self.asleep else "idle"
+        if self.asleep:
+            return "asleep"
+        return "standby" if self.gate.busy else "idle"  # standby: the workstation's owner needs it
 
     def _taking_work(self) -> bool:
         """Whether this node may start a chunk now: not paused or draining, in its hours, the machine quiet."""
@@ -363,6 +365,7 @@ class Daemon:
         log.info("node %s on %s (pid %d) serving %s; capabilities: %s", self.name, self.config.host, self.pid,
                  self.spool.root, caps)
         self.spool.remove_stale_temps()
+        self._read_settings()
         self._kill_orphans()
         self._start_server()
         self._write_node()
@@ -465,7 +468,8 @@ class Daemon:
         if state != self.state:
             self.state = state
             self.node_dirty = True
-            self.board.set_status({**self.board.status(), "state": state, "draining": self.draining})
+            self.board.set_status({**self.board.status(), "state": state, "draining": self.draining,
+                                   "note": self.note})
             self.board.publish("state", state=state, chunk=self.held.chunk_id if self.held else None)
 
     def _read_nodes(self) -> None:
@@ -652,6 +656,20 @@ class Daemon:
         self.held_jobs = frozenset(job.id for job in jobs if job.status in ("paused", "cancelled", "failed"))
         self.job_submitted = {job.id: fmt.parse_time(job.submitted) or 0.0 for job in jobs}
 
+    def _refresh_job(self, job_id: str) -> None:
+        """Re-read one job's manifest if it changed since the last sweep (its status decides what may run)."""
+        name = f"{job_id}.yaml"
+        cached = self.job_cache.get(name)
+        fresh = self.spool.scan_job(name, cached)
+        if fresh is None or fresh is cached:
+            return
+        self.job_cache[name] = fresh
+        job = fresh[1]
+        if job is not None:
+            self.jobs_by_id[job_id] = job
+            held = job.status in ("paused", "cancelled", "failed")
+            self.held_jobs = self.held_jobs | {job_id} if held else self.held_jobs - {job_id}
+
     def _report_invalid(self, entry: Entry) -> None:
         key = (entry.name, entry.sig)
         if key not in self.reported:
@@ -659,9 +677,16 @@ class Daemon:
             log.warning("skipping %s", entry.error)
 
     def _still_wanted(self, info: InfoFile) -> bool:
-        """The scheduler's verdict on the file as just re-read under the lock (it may have been edited)."""
+        """The scheduler's verdict on the file as just re-read under the lock (it may have been edited).
+
+        The job's manifest is looked at again too (a stat, and a read if it changed): another node may have
+        failed or paused the job since this node last swept the queue.
+        """
+        if info.job is not None and info.job in self.jobs_by_id:
+            self._refresh_job(info.job)
         candidate = Candidate.from_info("", info, 0.0)
-        return bool(runnable([candidate], self.name, self.config.capabilities, self.held_jobs, self.other_nodes))
+        return bool(runnable([candidate], self.name, self.config.capabilities, self.held_jobs, self.other_nodes,
+                             blocklisted=self.blocklisted))
 
     def _make_claim(self, info: InfoFile) -> Claim:
         now = now_text()
@@ -1042,6 +1067,7 @@ class Daemon:
         changed = self.spool.update_job(
             job_id, lambda job: replace(job, status="failed", error=why) if job.status == "active" else None)
         if changed is not None:
+            self.held_jobs |= {job_id}  # at once: this node's next claim must not take another of its chunks
             log.warning("job %s failed: %s", job_id, why)
             self._announce(job_id, "failed", why)
 
@@ -1061,7 +1087,7 @@ class Daemon:
         else:
             record["to"] = job.owner
             try:
-                send(mail, self._message(mail, job, event))
+                send(mail, self._message(mail, job, event, why))
                 record["state"] = f"mailed to {job.owner}"
             except MailError as error:
                 record["state"] = f"not mailed: {error}"
@@ -1069,7 +1095,7 @@ class Daemon:
         self.spool.record_notice(job_id, event, record)
         log.info("job %s %s: %s", job_id, event, record["state"])
 
-    def _message(self, mail: MailSettings, job: Job, event: str) -> EmailMessage:
+    def _message(self, mail: MailSettings, job: Job, event: str, why: str | None) -> EmailMessage:
         completions = self.spool.job_completions(job.id)
         submitted = fmt.parse_time(job.submitted)
         try:
@@ -1098,7 +1124,7 @@ class Daemon:
                 node=last.node if last else None, error=last.error if last else info.error or "failed",
                 log=info.log, log_tail=log_tail(self.spool.root / info.log) if info.log else "(no log)",
             ))
-        return failed_message(mail, job.owner, facts, failures)
+        return failed_message(mail, job.owner, facts, failures, why)
 
 
 def _devnull() -> int:

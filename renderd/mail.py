@@ -191,17 +191,19 @@ def finished_message(settings: MailSettings, to: str, job: JobFacts) -> EmailMes
     return _message(settings, to, job.id, "finished", subject, body)
 
 
-def failed_message(settings: MailSettings, to: str, job: JobFacts, failures: list[ChunkFailure]) -> EmailMessage:
-    """The mail saying a job failed, with each failed chunk's reason and the end of its log."""
+def failed_message(
+    settings: MailSettings, to: str, job: JobFacts, failures: list[ChunkFailure], reason: str | None = None
+) -> EmailMessage:
+    """The mail saying a job failed (and why the farm gave up on it), each failed chunk's reason and log tail."""
     if failures:
         subject = f"{job.id} failed: {failures[0].chunk}: {_one_line(failures[0].error)}"
         if len(failures) > 1:
             subject += f" (+{len(failures) - 1} more)"
         first = f"Job {job.id} failed: {_count(len(failures), 'chunk')} of {job.chunks} could not be rendered."
     else:
-        subject = f"{job.id} failed"
+        subject = f"{job.id} failed" + (f": {_one_line(reason)}" if reason else "")
         first = f"Job {job.id} failed."
-    lines = [first, "", *_facts(job)]
+    lines = [first, *([f"Why: {_one_line(reason)}."] if reason else []), "", *_facts(job)]
     for failure in failures[:DETAILED_FAILURES]:
         lines += ["", f"Chunk {failure.chunk}"]
         lines += _pairs([("Frames", failure.frames), ("Node", failure.node),

@@ -85,14 +85,14 @@ def server() -> Iterator[tuple[MailSettings, Collector]]:
 
 JOB = JobFacts(
     id="shot-7f3a",
-    source="/mnt/farm/shots/shot.blend",
+    source="/mnt/share/shots/shot.blend",
     scene="Main",
     frames="1-240",
     frame_count=240,
     chunks=24,
     submitted="2024-05-01T10:00:00+02:00",
     seconds=3725.4,
-    output="/mnt/farm/output/shot-7f3a/",
+    output="/mnt/share/output/shot-7f3a/",
     node_names=("ws-1", "ws-2"),
     farm="/mnt/farm",
 )
@@ -198,7 +198,7 @@ def test_finished_mail_arrives(server: tuple[MailSettings, Collector]) -> None:
     body = message.get_content()
     assert "1-240 (240 frames in 24 chunks)" in body
     assert "Time:      1h 02m 05s" in body  # 3725.4 s, rounded
-    assert "Output:    /mnt/farm/output/shot-7f3a/" in body
+    assert "Output:    /mnt/share/output/shot-7f3a/" in body
     assert "Nodes:     ws-1, ws-2" in body
     assert "Scene:     Main" in body
     assert "Farm:      /mnt/farm" in body

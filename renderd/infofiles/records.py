@@ -42,7 +42,7 @@ class NodeRecord:
     pid: int
     started: str
     heartbeat: str
-    state: str = "idle"  # idle | busy | suspended | paused | asleep | offline
+    state: str = "idle"  # idle | busy | suspended | standby | paused | asleep | offline
     note: str | None = None  # why it is asleep or stepped aside
     pid_started: float | None = None
     address: str | None = None

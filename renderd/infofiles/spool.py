@@ -489,7 +489,8 @@ class Spool:
         # matches is as written here. Any rewrite (a hand edit, a requeue) changes it, and is read in full.
         submitted = fmt.parse_time(job.submitted) or time.time()
         requires = ",".join(str(req) for req in chunks[0][1].requires) if chunks else ""
-        lines = [f"{PLAN_MARK} {submitted!r} {requires or '-'}\n"]
+        memory = chunks[0][1].memory if chunks else None
+        lines = [f"{PLAN_MARK} {submitted!r} {requires or '-'} {memory or '-'}\n"]
         lines += [
             f"{name} {sig[0]} {sig[1]} {sig[2]} {info.first_frame} {info.priority}\n"
             for (name, info), sig in zip(chunks, sigs, strict=True)
@@ -503,14 +504,16 @@ class Spool:
         plan: dict[str, PlannedChunk] = {}
         try:
             header, *lines = (self.jobs / f"{job_id}.plan").read_text().splitlines()
-            mark, submitted_text, requires_text = header.split()
+            mark, submitted_text, requires_text, *more = header.split()
             if mark != PLAN_MARK:
                 return plan
             submitted = float(submitted_text)
             requires = tuple(Requirement.parse(r) for r in requires_text.split(",") if r != "-")
+            memory = int(more[0]) if more and more[0] != "-" else None
             for line in lines:
                 name, ino, mtime, size, frame, priority = line.split()
-                candidate = Candidate(name, int(priority), submitted, int(frame), requires, False, frozenset(), job_id)
+                candidate = Candidate(name, int(priority), submitted, int(frame), requires, False, frozenset(), job_id,
+                                      memory=memory)
                 plan[name] = PlannedChunk((int(ino), int(mtime), int(size)), candidate)
         except (OSError, UnicodeDecodeError, ValueError):
             return {}  # no plan, or a damaged one: the files are simply read
@@ -521,21 +524,32 @@ class Spool:
         found: dict[str, tuple[Signature, Job | None]] = {}
         with contextlib.suppress(FileNotFoundError), os.scandir(self.jobs) as entries:
             for dirent in entries:
-                if not dirent.name.endswith(".yaml") or dirent.name.startswith("."):
-                    continue
-                try:
-                    sig = signature(dirent.stat())
-                except OSError:
-                    continue
-                old = cache.get(dirent.name)
-                if old is not None and old[0] == sig:
-                    found[dirent.name] = old
-                    continue
-                try:
-                    found[dirent.name] = (sig, parse_record(Job, Path(dirent.path).read_bytes(), dirent.path))
-                except (InfoFileError, OSError):
-                    found[dirent.name] = (sig, None)
+                if dirent.name.endswith(".yaml") and not dirent.name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        found[dirent.name] = self._job_entry(Path(dirent.path), dirent.stat(), cache.get(dirent.name))
         return found
+
+    def scan_job(
+        self, name: str, cached: tuple[Signature, Job | None] | None
+    ) -> tuple[Signature, Job | None] | None:
+        """One manifest as `scan_jobs` reads it: `cached` itself when unchanged, None when it is gone."""
+        path = self.jobs / name
+        try:
+            return self._job_entry(path, path.stat(), cached)
+        except OSError:
+            return None
+
+    @staticmethod
+    def _job_entry(
+        path: Path, st: os.stat_result, cached: tuple[Signature, Job | None] | None
+    ) -> tuple[Signature, Job | None]:
+        sig = signature(st)
+        if cached is not None and cached[0] == sig:
+            return cached
+        try:
+            return sig, parse_record(Job, path.read_bytes(), str(path))
+        except (InfoFileError, OSError):
+            return sig, None
 
     @staticmethod
     def _folder(path: Path) -> Path:
