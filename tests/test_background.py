@@ -54,7 +54,10 @@ def render_process(spool: Spool, name: str) -> psutil.Process:
 
 
 def stopped(process: psutil.Process) -> bool:
-    return process.status() == psutil.STATUS_STOPPED
+    try:
+        return process.status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:  # it finished
+        return False
 
 
 def assert_rendered_once(done: Path, frames: int) -> None:
