@@ -65,11 +65,8 @@ def add_blend(
     spool: Spool, path: Path, scenes: list[Scene], template: BlendJobRequest, name: str | None = None
 ) -> list[tuple[str, Scene]]:
     """One job per scene from `template` (its blend and scene are filled in here); the job ids."""
-    path = path.resolve()
     spool.ensure()
-    root = spool.root.resolve()
-    # inside the spool, the nodes find the file relative to their own mount of it
-    where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    where = node_path(spool, path)
     added = []
     for scene in scenes:
         request = dataclasses.replace(template, blend=where, scene=scene)
@@ -77,6 +74,14 @@ def add_blend(
         job_id = create_job(spool, stem, lambda job_id, r=request: plan_blend_job(r, job_id, now_text()))
         added.append((job_id, scene))
     return added
+
+
+def node_path(spool: Spool, path: Path) -> str:
+    """A scene file as the nodes will name it: relative to the spool when inside it (each node resolves it
+    on its own mount), else absolute."""
+    path = path.resolve()
+    root = spool.root.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def set_priority(spool: Spool, job_id: str, priority: int) -> str:

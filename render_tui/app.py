@@ -18,10 +18,10 @@ from render_tui import actions
 from render_tui.add_screen import AddScreen
 from render_tui.confirm import ConfirmScreen
 from render_tui.job_screen import JobScreen
-from render_tui.preview import FramePreview, half_blocks, newest_frame
+from render_tui.preview import FramePreview, half_blocks, newest_frame, strips_so_far
 from renderd.errors import RenderdError
 from renderd.infofiles.format import parse_time
-from renderd.infofiles.records import NodeRecord
+from renderd.infofiles.records import Job, NodeRecord
 from renderd.infofiles.spool import Spool
 from renderd.status import Invalid, JobSummary, node_state
 
@@ -130,6 +130,7 @@ class RenderApp(App[None]):
         self.refresh_pending = False
         self._preview_key: tuple | None = None
         self._preview_cells: list = []
+        self._strips_landed = 0
         # kept, because a pushed screen (a job's detail, a question) hides them from query_one
         self.jobs_table = JobsTable(id="jobs", cursor_type="row", zebra_stripes=True)
         self.nodes_table = NodesTable(id="nodes", cursor_type="row", zebra_stripes=True)
@@ -185,6 +186,8 @@ class RenderApp(App[None]):
             return None
         manifest = self.spool.read_job(job_id)
         folder = self.spool.output / job_id
+        if manifest is not None and manifest.settings.get("strips") and manifest.settings.get("size"):
+            return self._strips_preview(manifest, width, height)
         if manifest is not None and manifest.output and "{output}" not in manifest.output:
             folder = Path(manifest.output).parent
         frame = newest_frame(folder)
@@ -198,6 +201,25 @@ class RenderApp(App[None]):
         except (OSError, ValueError) as error:
             return [], f"{frame.name}: cannot show it ({error})"
         return self._preview_cells, f"{frame.name} ({job_id})"
+
+    def _strips_preview(self, job: Job, width: int, height: int) -> tuple[list, str]:
+        """A frame split into strips, as the strips land: each one drawn over black in its own rows."""
+        places = {"job": job.id, "spool": str(self.spool.root), "output": str(self.spool.output / job.id)}
+        parts = job.settings["strips"]
+        try:
+            stamps = tuple(sorted(p.stat().st_mtime_ns for p in (self.spool.output / job.id).rglob("*.png")))
+        except OSError:
+            stamps = ()
+        key = (job.id, stamps, width, height)
+        if key != self._preview_key:
+            try:
+                image, landed = strips_so_far(parts, job.settings["size"], places)
+            except (OSError, ValueError) as error:
+                return [], f"{job.id}: cannot show its strips ({error})"
+            self._preview_cells = half_blocks(image, width, height)
+            self._preview_key = key
+            self._strips_landed = landed
+        return self._preview_cells, f"{self._strips_landed} of {len(parts)} strips ({job.id})"
 
     def _log_tail(self, job_id: str | None) -> tuple[str, str] | None:
         if not job_id:

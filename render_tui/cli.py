@@ -35,8 +35,12 @@ from renderd.planning import (
     BlendJobRequest,
     CommandJobRequest,
     JobPolicy,
+    PovJobRequest,
     job_stem,
     plan_command_job,
+    plan_pov_job,
+    rib_job,
+    script_job,
 )
 from renderd.status import summarize_nodes
 
@@ -68,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--video", choices=VIDEO_CONTAINERS, help=".blend: make a video of the frames when all are done")
     add.add_argument("--overwrite", action="store_true", help=".blend: render frames again even if they exist")
     add.add_argument("--outputs", help="--cmd: the files each frame writes (# for the frame number), to be checked")
+    add.add_argument("--width", type=int, help=".pov: image width (default 640)")
+    add.add_argument("--height", type=int, help=".pov: image height (default 480)")
+    add.add_argument("--strips", type=int, help=".pov: render one frame as N horizontal strips on N nodes, "
+                                                "then stitch them")
+    add.add_argument("--tiles", type=int, help=".blend: render one frame (--frame) as N horizontal tiles on N "
+                                               "nodes, then stitch them")
+    add.add_argument("--frame", type=int, help="with --tiles or --strips: the frame to split (default: the first)")
     add.add_argument("--hook", action="append", default=[], metavar="STAGE=COMMAND",
                      help="run COMMAND at STAGE: pre (before each chunk), post (after each), end (once, after "
                           "the last), error (once per chunk that fails for good); repeatable")
@@ -142,14 +153,26 @@ def run_tui(spool: Spool) -> int:
 
 
 def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
-    if not args.cmd:
-        if args.file and args.file.lower().endswith(".blend"):
-            return add_blend(spool, args)
+    if args.cmd:
         if args.file:
-            raise UsageError(f"{args.file}: renderd plans .blend files and --cmd command lines")
-        raise UsageError("add: give a .blend file or --cmd 'COMMAND'")
-    request = CommandJobRequest(
-        command=args.cmd,
+            raise UsageError(f"add: give a file or --cmd, not both ({args.file})")
+        return add_command(spool, args, _command_request(args, args.cmd), _first_word(args.cmd))
+    if not args.file:
+        raise UsageError("add: give a .blend, .pov, .py or .rib file, or --cmd 'COMMAND'")
+    adders = {".blend": add_blend, ".pov": add_pov, ".py": add_script, ".rib": add_rib}
+    suffix = Path(args.file).suffix.lower()
+    if suffix not in adders:
+        raise UsageError(f"{args.file}: renderd plans {', '.join(adders)} files and --cmd command lines")
+    if suffix != ".blend" and not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
+    if suffix not in (".blend", ".pov") and (args.tiles or args.strips or args.frame is not None):
+        raise UsageError(f"{args.file}: --tiles, --strips and --frame split the frames of .blend and .pov files")
+    return adders[suffix](spool, args)
+
+
+def _command_request(args: argparse.Namespace, command: str | tuple[str, ...]) -> CommandJobRequest:
+    return CommandJobRequest(
+        command=command,
         frames=_frames_option(args.frames),
         chunk_size=_positive("--chunk", args.chunk),
         priority=args.priority,
@@ -161,15 +184,63 @@ def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
         outputs=args.outputs,
         policy=_job_policy(args),
     )
+
+
+def add_command(spool: Spool, args: argparse.Namespace, request: CommandJobRequest, stem: str) -> int:
     # read the command back the way a daemon will, so a mistake fails here and not on every node
     parse(dump(InfoFile(command=request.command, frames=request.frames)), "--cmd")
-    stem = job_stem(args.name or _first_word(args.cmd))
     spool.ensure()
-    job_id = actions.create_job(spool, stem, lambda job_id: plan_command_job(request, job_id, now_text()))
+    job_id = actions.create_job(spool, job_stem(args.name or stem),
+                                lambda job_id: plan_command_job(request, job_id, now_text()))
     print(job_id)
     frames = f" covering frames {request.frames}" if request.frames else ""
     state = "paused" if args.paused else "queued"
-    print(f"render: job {job_id}{frames} {state} in {spool.root}", file=sys.stderr)
+    needs = ", ".join(str(req) for req in request.requires)
+    print(f"render: job {job_id}{frames} {state} in {spool.root}" + (f" (needs {needs})" if needs else ""),
+          file=sys.stderr)
+    return 0
+
+
+def add_script(spool: Spool, args: argparse.Namespace) -> int:
+    """`render add SCRIPT.py`: runs with python3 on nodes that have Python, the chunk's frames as arguments."""
+    path = actions.node_path(spool, Path(args.file))
+    return add_command(spool, args, script_job(_command_request(args, ""), path), Path(args.file).stem)
+
+
+def add_rib(spool: Spool, args: argparse.Namespace) -> int:
+    """`render add SCENE.rib`: RenderMan's prman, on the nodes that have it."""
+    if args.frames:
+        raise UsageError(f"{args.file}: a .rib file holds its own frames; --frames does not apply")
+    path = actions.node_path(spool, Path(args.file))
+    return add_command(spool, args, rib_job(_command_request(args, ""), path), Path(args.file).stem)
+
+
+def add_pov(spool: Spool, args: argparse.Namespace) -> int:
+    """`render add SCENE.pov`: a still, frames of an animation (--frames), or one frame in --strips."""
+    if args.tiles:
+        raise UsageError("--tiles: for .blend files; a .pov frame is split with --strips N")
+    width, height = _positive("--width", args.width or 640), _positive("--height", args.height or 480)
+    if args.strips is not None and not 1 <= args.strips <= height:
+        raise UsageError(f"--strips: must be 1 to the image's {height} rows, got {args.strips}")
+    if args.frame is not None and not args.strips:
+        raise UsageError("--frame: renders one frame in strips; give --strips N (or --frames F for one frame)")
+    request = PovJobRequest(
+        scene=actions.node_path(spool, Path(args.file)), width=width, height=height,
+        frames=_frames_option(args.frames), frame=args.frame, strips=args.strips,
+        chunk_size=_positive("--chunk", args.chunk), priority=args.priority,
+        requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
+        timeout=_timeout_option(args.timeout), paused=args.paused,
+        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}", policy=_job_policy(args),
+    )
+    if request.frames and request.frame is not None and request.frame not in request.frames.frames:
+        raise UsageError(f"--frame {request.frame} is not one of the animation's frames {request.frames}")
+    spool.ensure()
+    job_id = actions.create_job(spool, job_stem(args.name or Path(args.file).stem),
+                                lambda job_id: plan_pov_job(request, job_id, now_text()))
+    print(job_id)
+    what = (f"{args.strips} strips" + (f" of frame {args.frame}" if args.frame is not None else "") if args.strips
+            else f"frames {request.frames}" if request.frames else "a still")
+    print(f"render: job {job_id}: {what}, {width}x{height}, queued in {spool.root}", file=sys.stderr)
     return 0
 
 
@@ -178,16 +249,28 @@ def add_blend(spool: Spool, args: argparse.Namespace) -> int:
     blend = read_blend(args.file)
     warn_missing(blend)
     scenes = actions.choose_scenes(blend, "*" if args.all_scenes else args.scene)
+    if args.strips:
+        raise UsageError("--strips: for .pov files; a .blend frame is split with --frame F --tiles N")
+    if args.tiles is not None:
+        if len(scenes) > 1:
+            raise UsageError("--tiles: one scene at a time (give --scene)")
+        if not 1 <= args.tiles <= scenes[0].height:
+            raise UsageError(f"--tiles: must be 1 to the frame's {scenes[0].height} rows, got {args.tiles}")
+    elif args.frame is not None:
+        raise UsageError("--frame: renders one frame in tiles; give --tiles N (or --frames F for one frame)")
     template = BlendJobRequest(
         blend="", scene=scenes[0], frames=_frames_option(args.frames), chunk_size=_positive("--chunk", args.chunk),
         priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
         requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
         timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
         owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}", policy=_job_policy(args),
+        frame=args.frame, tiles=args.tiles,
     )
     for job_id, scene in actions.add_blend(spool, Path(args.file), scenes, template, args.name):
         print(job_id)
-        print(f"render: job {job_id}: scene {scene.name}, frames {template.frames or scene.frames}, "
+        frames = (f"frame {args.frame if args.frame is not None else scene.frame_start} in {args.tiles} tiles"
+                  if args.tiles else f"frames {template.frames or scene.frames}")
+        print(f"render: job {job_id}: scene {scene.name}, {frames}, "
               f"{scene.width}x{scene.height} {scene.engine}, queued in {spool.root}", file=sys.stderr)
     return 0
 

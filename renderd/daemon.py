@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import selectors
 import shlex
 import signal
@@ -915,7 +916,7 @@ class Daemon:
                 selector.unregister(output)
 
     def _parse_progress(self, runner: Runner, data: bytes) -> bytes:
-        *lines, rest = data.split(b"\n")
+        *lines, rest = re.split(rb"[\r\n]", data)  # POV-Ray and ffmpeg redraw one line with \r
         for line in lines:
             text = runner.progress(line.decode("utf-8", "replace"))
             if text:

@@ -127,13 +127,6 @@ def count_yaml(folder: Path) -> int:
         return 0
 
 
-def count_files(folder: Path) -> int:
-    try:
-        with os.scandir(folder) as entries:
-            return sum(1 for e in entries if not e.name.startswith("."))
-    except FileNotFoundError:
-        return 0
-
 
 def tail(path: Path, lines: int = 15) -> str:
     try:
@@ -300,7 +293,7 @@ def run_chunks(work: Path, cache: Path, daemons: int, chunks: int, record_runs: 
         wait_for(f"{chunks} completion records in {done}", finished, interval=0.02)
         wall = time.perf_counter() - started
         own_after, children_after = group.cpu()
-    logs = count_files(spool / "logs" / job)
+    logs = len(list((spool / "logs" / job).glob(f"{job}-c*.log")))  # chunk attempts: the end step's is not one
     retried = 0
     for path in done.glob("*.yaml"):
         with contextlib.suppress(OSError):

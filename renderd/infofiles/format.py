@@ -27,7 +27,8 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 
 STATUSES = ("queued", "running", "failed", "paused")
 HOOK_NAMES = ("pre", "post", "end", "error")
-PLACEHOLDERS = ("{start}", "{end}", "{frame}", "{frames}", "{step}")
+PLACEHOLDERS = ("{start}", "{end}", "{frame}", "{frames}", "{step}", "{frame_args}")
+FRAME_ARGS = "{frame_args}"  # an argument that is exactly this becomes one argument per frame
 DEFAULT_PRIORITY = 50
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_INFO_FILE_BYTES = 1 << 20
@@ -670,6 +671,9 @@ def expand(
         })
     expanded = []
     for arg in argv:
+        if arg == FRAME_ARGS and frames is not None:
+            expanded += [str(f) for f in ([frame] if frame is not None else frames.frames)]
+            continue
         for token, value in values.items():
             arg = arg.replace(token, value)
         expanded.append(arg)

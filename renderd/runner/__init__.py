@@ -40,12 +40,15 @@ def runner_for(info: InfoFile) -> Runner:
     from renderd.runner.blender import BlenderRunner
     from renderd.runner.command import CommandRunner, EndRunner
     from renderd.runner.ffmpeg import FfmpegRunner
+    from renderd.runner.povray import PovrayRunner
+    from renderd.runner.stitch import StitchRunner
 
-    runners: dict[str, type] = {"blender": BlenderRunner, "ffmpeg": FfmpegRunner, "end": EndRunner}
+    runners: dict[str, type] = {"blender": BlenderRunner, "povray": PovrayRunner, "ffmpeg": FfmpegRunner,
+                                "stitch": StitchRunner, "end": EndRunner}
     name = info.extra.get("runner")
     if not isinstance(name, str):
-        # a hand-written Blender command gets Blender's checks; ffmpeg's runner is for the video step only
-        # (it expects one video), so a hand-written ffmpeg command is a plain command
-        argv = info.argv
-        name = "blender" if argv and os.path.basename(argv[0]) == "blender" else "command"
+        # a hand-written Blender or POV-Ray command gets that renderer's checks; ffmpeg's runner is for the
+        # video step only (it expects one video), so a hand-written ffmpeg command is a plain command
+        program = os.path.basename(info.argv[0]) if info.argv else ""
+        name = program if program in ("blender", "povray") else "command"
     return runners.get(name, CommandRunner)()

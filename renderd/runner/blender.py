@@ -64,6 +64,14 @@ def frame_path(pattern: str, frame: int, extension: str, blend_dir: Path) -> Pat
     return Path(pattern + extension)
 
 
+def _frame_option(argv: list[str]) -> list[int]:
+    """The frame of a `-f N` written out (a tile of one frame has no `frames:` key)."""
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag in ("-f", "--render-frame") and value.lstrip("-").isdigit():
+            return [int(value)]
+    return []
+
+
 class BlenderRunner:
     name = "blender"
 
@@ -89,7 +97,7 @@ class BlenderRunner:
             names = ", ".join(s.name for s in scenes.scenes)
             raise RunnerError(f"{blend}: no scene named {args.scene!r} (it has {names})")
         self.size = (scene.width, scene.height)
-        frames = info.frames.frames if info.frames else [scene.frame_start]
+        frames = info.frames.frames if info.frames else _frame_option(argv) or [scene.frame_start]
         if args.output:
             extension = EXTENSIONS.get((args.format or scene.file_format).upper(), "")
             self.expected = {f: frame_path(args.output, f, extension, blend.parent) for f in frames}
