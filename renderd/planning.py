@@ -302,7 +302,9 @@ def plan_pov_job(request: PovJobRequest, job_id: str, submitted: str) -> Plan:
     """Chunks of frames (or strips of one frame) with POV-Ray's own options, then the stitch and end steps."""
     stem = job_stem(PurePath(request.scene).stem)
     size = (f"+W{request.width}", f"+H{request.height}")
-    base = ("povray", f"+I{request.scene}")
+    folder = str(PurePath(request.scene).parent)
+    # POV-Ray runs in the spool folder: +L lets the scene's #include files next to it be found
+    base = ("povray", f"+I{request.scene}", *((f"+L{folder}",) if folder != "." else ()))
     quiet = ("-D", "-GA", "+FN")  # no display window, no console chatter beyond progress, PNG
     requires = (Requirement("povray"), *request.requires)
     common = {"priority": request.priority, "requires": requires, "max_attempts": request.max_attempts,

@@ -24,10 +24,14 @@ from tests.test_tui import until
 needs_povray = pytest.mark.skipif(not shutil.which("povray"), reason="needs POV-Ray (CI installs it)")
 
 
-def scene_in(tmp_path: Path) -> Path:
+def scene_in(tmp_path: Path, include: bool = False) -> Path:
+    """The fixture scene in a folder of its own; with `include`, it also reads a file beside it."""
     target = tmp_path / "scenes" / "spheres.pov"
     target.parent.mkdir(exist_ok=True)
     shutil.copy(FIXTURES / "spheres.pov", target)
+    if include:
+        (target.parent / "rim.inc").write_text("light_source { <0, 8, 6> color rgb <0.3, 0.3, 0.5> }\n")
+        target.write_text(target.read_text() + '#include "rim.inc"\n')
     return target
 
 
@@ -93,7 +97,7 @@ def test_povray_progress_and_expected_files_come_from_its_own_options(tmp_path: 
 def test_eight_povray_strips_on_four_daemons_stitch_once_into_the_whole_render(
     spool: Spool, daemons: Daemons, tmp_path: Path
 ) -> None:
-    scene = scene_in(tmp_path)
+    scene = scene_in(tmp_path, include=True)  # found by the nodes, which run POV-Ray in the spool folder
     job = render(spool, "add", str(scene), "--strips", "8", "--width", "320", "--height", "240").stdout.strip()
     assert len(list(spool.queue.glob(f"{job}-c*.yaml"))) == 8
     for name in "abcd":
@@ -101,7 +105,7 @@ def test_eight_povray_strips_on_four_daemons_stitch_once_into_the_whole_render(
     for name in "abcd":
         assert daemons.wait_exit(name, timeout=300) == 0
     stitched = Image.open(spool.output / job / "spheres.png")
-    whole = povray(scene, tmp_path / "whole.png", "+W320", "+H240")
+    whole = povray(scene, tmp_path / "whole.png", "+W320", "+H240", f"+L{scene.parent}")
     assert stitched.size == (320, 240)
     assert max_difference(stitched, whole) == 0, "pixel for pixel the frame one node would have rendered"
     assert len(logs_of(spool, job, f"{job}-stitch.*.log")) == 1, "stitched exactly once"
