@@ -603,7 +603,7 @@ class Daemon:
         self.candidate_cache = fresh_cache
         planned_jobs = {_job_of(name) for name, entry in self.queue_cache.items() if entry.planned}
         self.plans = {job: plan for job, plan in self.plans.items() if job in planned_jobs}  # forget drained jobs
-        finished = self._finished({(c.job or "", name) for c in candidates for name in c.after})
+        finished, self.blocked_jobs = self._finished({(c.job or "", name) for c in candidates for name in c.after})
         if full:
             blocklisted = frozenset(self.spool.jobs_blocklisting(self.name))
             for job_id in self.blocklisted - blocklisted:  # cleared by `render retry`: a fresh start
@@ -630,11 +630,9 @@ class Daemon:
         chunk = plan.get(name) if plan else None
         return chunk is not None and chunk.sig == sig
 
-    def _finished(self, waited_for: set[tuple[str, str]]) -> frozenset[str]:
-        """Of what queued steps wait for (a job's chunks, or another step: (job, name) pairs), what is done.
-
-        What failed for good is noted as blocked: the steps after it cannot run until it is retried.
-        """
+    def _finished(self, waited_for: set[tuple[str, str]]) -> tuple[frozenset[str], frozenset[str]]:
+        """Of what queued steps wait for (a job's chunks, or another step: (job, name) pairs), what is done,
+        and what failed for good (blocked: the steps after it cannot run until it is retried)."""
         finished, blocked = set(), set()
         for job_id, name in waited_for:
             job = self.jobs_by_id.get(name)
@@ -647,8 +645,7 @@ class Daemon:
                 finished.add(name)
             elif state == "failed":
                 blocked.add(name)
-        self.blocked_jobs = frozenset(blocked)
-        return frozenset(finished)
+        return frozenset(finished), frozenset(blocked)
 
     def _read_jobs(self) -> None:
         self.job_cache = self.spool.scan_jobs(self.job_cache)
@@ -710,7 +707,7 @@ class Daemon:
         if any(name in self.blocked_jobs for name in candidate.after):
             return False
         job_id = candidate.job or ""
-        if self._finished({(job_id, name) for name in candidate.after}) >= set(candidate.after):
+        if self._finished({(job_id, name) for name in candidate.after})[0] >= set(candidate.after):
             return True
         others = [*self.spool.job_files(self.spool.queue, job_id), *self.spool.job_files(self.spool.running, job_id)]
         return len(others) > 1  # itself, and something it waits for

@@ -10,6 +10,7 @@ from renderd.infofiles.records import Completion, Job, NodeRecord
 from renderd.scheduling import Candidate, waiting_for
 
 NODE_OFFLINE_AFTER = 20.0
+WAITING = "waiting for frames"  # the state shown for a step whose frames are not all done
 
 
 @dataclass
@@ -44,9 +45,6 @@ class JobSummary:
                   if state != WAITING and not (name == "end" and state == "done")]
         lines += [f"blocklisted: {node} ({why})" for node, why in self.blocklisted.items()]
         return lines + self.progress
-
-
-WAITING = "waiting for frames"
 
 
 @dataclass(frozen=True)
