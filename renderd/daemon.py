@@ -85,6 +85,9 @@ class DaemonConfig:
     cpu_share: float | None = None
     min_available: int | None = None
     quiet_for: float | None = None
+    # A render suspended for lack of memory keeps its memory; if that lasts, the chunk goes back to the queue
+    # (without counting an attempt) rather than hold the node forever: the render may be what fills it.
+    memory_give_up: float = 600.0
 
 
 @dataclass
@@ -334,6 +337,9 @@ class Daemon:
                          self.gate.reason or "resuming")
             if self.gate.busy and self.gate.reason:
                 notes.append(f"stepped aside: {self.gate.reason}")
+        short = self.gate.policy.min_available and (self.free_memory or 0) < self.gate.policy.min_available
+        if self.suspended and short and now - self.suspended_since > self.config.memory_give_up and not self.interrupt:
+            self.interrupt = "memory"
         note = "; ".join(notes) or None
         if note != self.note:
             self.note = note
@@ -879,9 +885,11 @@ class Daemon:
                 self._handle_commands()
                 now = time.monotonic()
                 if self.interrupt and stopping is None:
-                    why = "killed over the control socket" if self.interrupt == "kill" else "its job was cancelled"
+                    why = {"kill": "killed over the control socket", "cancel": "its job was cancelled",
+                           "memory": f"memory stayed short for {self.config.memory_give_up:g} s: handed back"
+                           }[self.interrupt]
                     os.write(log_fd, f"\nrenderd: stopping: {why}\n".encode())
-                    stopping = Outcome("stopped" if self.interrupt == "kill" else "cancelled", why)
+                    stopping = Outcome("cancelled" if self.interrupt == "cancel" else "stopped", why)
                     render.terminate()
                     kill_at = now + min(self.config.grace, 1.0)
                 if self.signals and stopping is None:

@@ -177,3 +177,26 @@ def test_work_hours_follow_the_clock_they_are_given(spool: Spool, tmp_path: Path
     finally:
         daemon._shutdown()
         daemon.selector.close()
+
+
+def test_a_render_suspended_for_memory_too_long_is_handed_back(spool: Spool, tmp_path: Path) -> None:
+    """The daemon's loop on this thread; memory is always short (a threshold no machine meets)."""
+    command, done = slow_render(tmp_path, frames=50)
+    job = render(spool, "add", "--cmd", command).stdout.strip()
+    config = DaemonConfig(spool=spool.root, name="tight", host=socket.gethostname(), poll=0.05,
+                          min_available=1000 << 40, memory_give_up=1.0)
+    daemon = Daemon(config, spool)
+    daemon._start()
+    try:
+        assert daemon.state == "standby" and not daemon._taking_work()
+        held = daemon._next_chunk()  # as if taken just before memory ran short
+        assert held is not None
+        daemon._run_chunk(held)  # suspended at once, then handed back after a second
+    finally:
+        daemon._shutdown()
+        daemon.selector.close()
+    info = yaml.safe_load((spool.queue / f"{job}-c0001.yaml").read_text())
+    assert info["status"] == "queued" and info["attempts"] == 0, "back in the queue without counting an attempt"
+    assert len(finished_frames(done)) < 50
+    log = next((spool.logs / job).glob(f"{job}-c0001.*.log")).read_text()
+    assert "memory stayed short for 1 s: handed back" in log
