@@ -16,11 +16,12 @@ from pathlib import Path
 
 from render_tui.client import NodeUnreachable, live_records, tell
 from renderd.blendfile import BlendInfo, Scene
-from renderd.errors import RenderdError, SpoolError, UsageError
+from renderd.errors import InfoFileError, RenderdError, SpoolError, UsageError
 from renderd.infofiles.records import Job, NodeRecord
 from renderd.infofiles.spool import Spool, now_text
 from renderd.planning import BlendJobRequest, job_stem, plan_blend_job
 from renderd.runner.process import alive
+from renderd.settings import parse_settings
 from renderd.status import Invalid, JobSummary, node_state, summarize_jobs
 
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
@@ -185,6 +186,12 @@ def read_farm(spool: Spool, now: float | None = None) -> tuple[list[JobSummary],
     now = time.time() if now is None else now
     jobs, problems = spool.list_jobs()
     invalid = [Invalid(error.source, str(error)) for error in problems]
+    sig, settings = spool.read_settings()
+    if sig is not None:
+        try:
+            parse_settings(settings, str(spool.settings_path))
+        except InfoFileError as error:  # the daemons keep their last good settings meanwhile
+            invalid.append(Invalid(error.source, str(error)))
     states = {}
     for folder in (spool.queue, spool.running, spool.failed):
         good = {}

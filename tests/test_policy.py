@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,22 @@ async def test_tags_and_versions_route_chunks_and_the_tui_says_why_a_job_waits(
         table = app.query_one("#jobs", DataTable)
         await until(pilot, lambda: any("no live node has blender>=99" in row for row in cell_texts(table)),
                     "the waiting reason in the jobs table")
+
+
+def test_a_broken_settings_file_is_reported_once_and_the_last_good_settings_kept(
+    spool: Spool, daemons: Daemons, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    settings(spool, f"hooks: {{pre: 'sh -c \"echo $RENDERD_CHUNK >> {ran}\"'}}\n")
+    daemons.start("a")
+    wait_for(lambda: "farm settings read" in daemons.log("a"), 20, "the settings to be read")
+    (spool.root / "settings.yaml").write_text("hooks: {pre: x}\nfailure: {blocklist_after: 0}\n")
+    wait_for(lambda: "ignoring the farm settings" in daemons.log("a"), 20, "the bad edit to be noticed")
+    listing = render(spool, "jobs").stdout
+    assert "settings.yaml: failure.blocklist_after: must be a whole number 1 or more, got 0" in listing
+    job = render(spool, "add", "--cmd", "true").stdout.strip()
+    wait_for(lambda: ran.exists(), 20, "the chunk to run with the last good pre hook")
+    assert ran.read_text().split() == [f"{job}-c0001"]
+    time.sleep(1.0)
+    assert daemons.log("a").count("ignoring the farm settings") == 1, "reported once per edit"
+    assert daemons.procs["a"].poll() is None
