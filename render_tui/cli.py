@@ -170,20 +170,23 @@ def cmd_add(spool: Spool, args: argparse.Namespace) -> int:
     return adders[suffix](spool, args)
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """The options every kind of job takes (JobOptions' fields), checked."""
+    return {
+        "chunk_size": _positive("--chunk", args.chunk),
+        "priority": args.priority,
+        "requires": _requirements(args.requires, args.tags),
+        "max_attempts": _positive("--max-attempts", args.max_attempts),
+        "timeout": _timeout_option(args.timeout),
+        "paused": args.paused,
+        "owner": args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
+        "policy": _job_policy(args),
+    }
+
+
 def _command_request(args: argparse.Namespace, command: str | tuple[str, ...]) -> CommandJobRequest:
-    return CommandJobRequest(
-        command=command,
-        frames=_frames_option(args.frames),
-        chunk_size=_positive("--chunk", args.chunk),
-        priority=args.priority,
-        requires=_requirements(args.requires, args.tags),
-        max_attempts=_positive("--max-attempts", args.max_attempts),
-        timeout=_timeout_option(args.timeout),
-        paused=args.paused,
-        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}",
-        outputs=args.outputs,
-        policy=_job_policy(args),
-    )
+    return CommandJobRequest(command=command, frames=_frames_option(args.frames), outputs=args.outputs,
+                             **_options(args))
 
 
 def add_command(spool: Spool, args: argparse.Namespace, request: CommandJobRequest, stem: str) -> int:
@@ -226,11 +229,7 @@ def add_pov(spool: Spool, args: argparse.Namespace) -> int:
         raise UsageError("--frame: renders one frame in strips; give --strips N (or --frames F for one frame)")
     request = PovJobRequest(
         scene=actions.node_path(spool, Path(args.file)), width=width, height=height,
-        frames=_frames_option(args.frames), frame=args.frame, strips=args.strips,
-        chunk_size=_positive("--chunk", args.chunk), priority=args.priority,
-        requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
-        timeout=_timeout_option(args.timeout), paused=args.paused,
-        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}", policy=_job_policy(args),
+        frames=_frames_option(args.frames), frame=args.frame, strips=args.strips, **_options(args),
     )
     if request.frames and request.frame is not None and request.frame not in request.frames.frames:
         raise UsageError(f"--frame {request.frame} is not one of the animation's frames {request.frames}")
@@ -259,12 +258,9 @@ def add_blend(spool: Spool, args: argparse.Namespace) -> int:
     elif args.frame is not None:
         raise UsageError("--frame: renders one frame in tiles; give --tiles N (or --frames F for one frame)")
     template = BlendJobRequest(
-        blend="", scene=scenes[0], frames=_frames_option(args.frames), chunk_size=_positive("--chunk", args.chunk),
-        priority=args.priority, output=args.output, file_format=args.format.upper(), video=args.video,
-        requires=_requirements(args.requires, args.tags), max_attempts=_positive("--max-attempts", args.max_attempts),
-        timeout=_timeout_option(args.timeout), paused=args.paused, overwrite=args.overwrite,
-        owner=args.owner or f"{getpass.getuser()}@{socket.gethostname()}", policy=_job_policy(args),
-        frame=args.frame, tiles=args.tiles,
+        blend="", scene=scenes[0], frames=_frames_option(args.frames), output=args.output,
+        file_format=args.format.upper(), video=args.video, overwrite=args.overwrite, frame=args.frame,
+        tiles=args.tiles, **_options(args),
     )
     for job_id, scene in actions.add_blend(spool, Path(args.file), scenes, template, args.name):
         print(job_id)

@@ -70,12 +70,10 @@ def end_step(job_id: str, after: list[str], priority: int, submitted: str, polic
     )
 
 
-@dataclass(frozen=True)
-class CommandJobRequest:
-    """What `render add --cmd` asks for."""
+@dataclass(frozen=True, kw_only=True)
+class JobOptions:
+    """What every `render add` takes, whatever the job renders."""
 
-    command: str | tuple[str, ...]
-    frames: FrameRange | None
     chunk_size: int = DEFAULT_CHUNK
     priority: int = 50
     requires: tuple[Requirement, ...] = ()
@@ -83,8 +81,16 @@ class CommandJobRequest:
     timeout: float | None = None
     paused: bool = False
     owner: str | None = None
-    outputs: str | None = None  # the files each frame writes (`#` pattern), checked like rendered frames
     policy: JobPolicy = JobPolicy()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandJobRequest(JobOptions):
+    """What `render add --cmd` asks for (and a script or a .rib file, which are commands too)."""
+
+    command: str | tuple[str, ...]
+    frames: FrameRange | None
+    outputs: str | None = None  # the files each frame writes (`#` pattern), checked like rendered frames
 
 
 Plan = tuple[Job, list[tuple[str, InfoFile]], list[tuple[str, InfoFile]]]
@@ -129,25 +135,17 @@ def plan_command_job(request: CommandJobRequest, job_id: str, submitted: str) ->
     return job, chunks, [end_step(job_id, [], request.priority, submitted, request.policy)]
 
 
-@dataclass(frozen=True)
-class BlendJobRequest:
+@dataclass(frozen=True, kw_only=True)
+class BlendJobRequest(JobOptions):
     """What `render add FILE.blend` asks for, for one scene."""
 
     blend: str  # as the nodes will see it (absolute, or relative to the spool)
     scene: Scene
     frames: FrameRange | None = None  # default: the scene's own range and step
-    chunk_size: int = DEFAULT_CHUNK
-    priority: int = 50
     output: str | None = None  # Blender `#` pattern; default under the spool's output/JOB/
     file_format: str = "PNG"
     video: str | None = None
-    requires: tuple[Requirement, ...] = ()
-    max_attempts: int = 3
-    timeout: float | None = None
-    paused: bool = False
-    owner: str | None = None
     overwrite: bool = False
-    policy: JobPolicy = JobPolicy()
     frame: int | None = None  # with `tiles`: the one frame to split
     tiles: int | None = None  # render one frame as this many horizontal strips, on as many nodes
 
@@ -278,8 +276,8 @@ def _plan_blend_tiles(request: BlendJobRequest, job_id: str, submitted: str) -> 
 # ---- POV-Ray ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PovJobRequest:
+@dataclass(frozen=True, kw_only=True)
+class PovJobRequest(JobOptions):
     """What `render add SCENE.pov` asks for: a still, an animation's frames, or one frame in strips."""
 
     scene: str  # as the nodes will see it (absolute, or relative to the spool)
@@ -288,14 +286,6 @@ class PovJobRequest:
     frames: FrameRange | None = None  # an animation: the clock runs over these frames as +KFI/+KFF set it
     frame: int | None = None  # with `strips`: the frame of the animation to render
     strips: int | None = None
-    chunk_size: int = DEFAULT_CHUNK
-    priority: int = 50
-    requires: tuple[Requirement, ...] = ()
-    max_attempts: int = 3
-    timeout: float | None = None
-    paused: bool = False
-    owner: str | None = None
-    policy: JobPolicy = JobPolicy()
 
 
 def plan_pov_job(request: PovJobRequest, job_id: str, submitted: str) -> Plan:
