@@ -90,13 +90,13 @@ def set_priority(spool: Spool, job_id: str, priority: int) -> str:
     if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
         raise UsageError(f"priority: {priority} is out of range ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     changed = sum(spool.set_priority(name, priority) for name in spool.job_files(spool.queue, job.id))
-    spool.write_job(dataclasses.replace(job, priority=priority))
+    spool.update_job(job.id, lambda current: dataclasses.replace(current, priority=priority))
     return f"render: job {job.id}: priority {priority} ({changed} queued chunk(s) rewritten)"
 
 
 def pause_job(spool: Spool, job_id: str) -> str:
     job = find_job(spool, job_id)
-    spool.write_job(dataclasses.replace(job, status="paused"))
+    spool.update_job(job.id, lambda current: dataclasses.replace(current, status="paused"))
     return f"render: job {job.id} paused: no new chunk of it starts (running ones finish)"
 
 
@@ -104,7 +104,7 @@ def resume_job(spool: Spool, job_id: str) -> str:
     job = find_job(spool, job_id)
     if job.status == "cancelled":
         raise UsageError(f"{job.id}: the job was cancelled; add it again")
-    spool.write_job(dataclasses.replace(job, status="active"))
+    spool.update_job(job.id, lambda current: dataclasses.replace(current, status="active", error=None))
     return f"render: job {job.id} resumed"
 
 
@@ -114,7 +114,7 @@ def cancel_job(spool: Spool, job_id: str) -> tuple[str, list[str]]:
     Returns the report and the nodes that did not answer (they notice at their next heartbeat).
     """
     job = find_job(spool, job_id)
-    spool.write_job(dataclasses.replace(job, status="cancelled"))
+    spool.update_job(job.id, lambda current: dataclasses.replace(current, status="cancelled"))
     dropped = sum(spool.remove(spool.queue, name) for name in spool.job_files(spool.queue, job.id))
     holders = set()
     for name in spool.job_files(spool.running, job.id):

@@ -579,11 +579,13 @@ class Spool:
             return True
 
     def remove_job_records(self, job_id: str) -> None:
-        """A finished or cancelled job's manifest, plan, completion records, failed chunks and logs; never output."""
+        """A finished or cancelled job's manifest, plan, completion records, failed chunks, logs, blocklist and
+        notices; never its output."""
         for name in self.job_files(self.failed, job_id):
             self.remove(self.failed, name)
-        for folder in (self.done / job_id, self.logs / job_id):
+        for folder in (self.done / job_id, self.logs / job_id, self.blocklist / job_id):
             shutil.rmtree(folder, ignore_errors=True)
+        self.clear_notices(job_id)
         for suffix in (".plan", ".yaml"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.jobs / f"{job_id}{suffix}")
