@@ -227,6 +227,8 @@ def add_pov(spool: Spool, args: argparse.Namespace) -> int:
         raise UsageError(f"--strips: must be 1 to the image's {height} rows, got {args.strips}")
     if args.frame is not None and not args.strips:
         raise UsageError("--frame: renders one frame in strips; give --strips N (or --frames F for one frame)")
+    if args.strips and args.frames and args.frame is None:
+        raise UsageError("--strips with --frames: say which frame of the animation to split with --frame F")
     request = PovJobRequest(
         scene=actions.node_path(spool, Path(args.file)), width=width, height=height,
         frames=_frames_option(args.frames), frame=args.frame, strips=args.strips, **_options(args),

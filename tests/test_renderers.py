@@ -171,6 +171,8 @@ def test_render_add_refuses_what_it_cannot_split(spool: Spool, tmp_path: Path) -
         ((str(scene), "--tiles", "4"), "--tiles: for .blend files"),
         ((str(scene), "--strips", "0"), "--strips: must be 1 to the image's 480 rows"),
         ((str(scene), "--frame", "3"), "--frame: renders one frame in strips"),
+        ((str(scene), "--strips", "4", "--frames", "1-24"), "say which frame of the animation to split"),
+        ((str(scene), "--strips", "4", "--frames", "1-24", "--frame", "30"), "--frame 30 is not one of"),
         ((str(FIXTURES / "b34_two_scenes.blend"), "--all-scenes", "--tiles", "2"), "--tiles: one scene at a time"),
         ((str(tmp_path / "nothing.pov"),), "nothing.pov: no such file"),
         ((str(tmp_path / "notes.txt"),), "renderd plans .blend, .pov, .py, .rib files"),
@@ -197,3 +199,20 @@ async def test_the_frame_tab_shows_strips_as_they_land(spool: Spool, tmp_path: P
         assert frame.cells[-1][0][1] == (0, 0, 0), "a strip still to come"
         Image.new("RGB", (64, 48), (255, 255, 255)).save(strips / "spheres_s03.png")
         await until(pilot, lambda: "3 of 4 strips" in frame.caption, "the third strip")
+
+
+def test_strips_of_one_frame_of_an_animation_keep_its_clock_and_povray_file_names() -> None:
+    from renderd.planning import PovJobRequest, plan_pov_job
+
+    request = PovJobRequest(scene="shots/orbit.pov", width=64, height=48, frames=FrameRange(1, 24), frame=13,
+                            strips=2)
+    job, chunks, steps = plan_pov_job(request, "orbit-1", "2026-01-01T00:00:00.000Z")
+    first = list(chunks[0][1].command)
+    assert first[:3] == ["povray", "+Ishots/orbit.pov", "+Lshots"]
+    assert {"+KFI1", "+KFF24", "+SF13", "+EF13", "+SR1", "+ER24"} <= set(first)
+    assert [name for name, _info in steps] == ["orbit-1-stitch.yaml", "orbit-1-end.yaml"]
+    stitch = list(steps[0][1].command)
+    assert stitch[:3] == ["renderd-stitch", "--output", "{output}/orbit13.png"]
+    assert stitch[3:7] == ["--part", "0", "24", "{output}/strips/orbit_s0113.png"]
+    assert steps[1][1].after == ("orbit-1", "orbit-1-stitch")
+    assert job.settings["strips"][1] == [24, 48, "{output}/strips/orbit_s0213.png"]
