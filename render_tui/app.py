@@ -128,6 +128,8 @@ class RenderApp(App[None]):
         self.listening: set[str] = set()
         self.last_refresh = 0.0
         self.refresh_pending = False
+        self.reading = False  # a read of the farm is under way in a worker thread
+        self.read_again = False
         self._preview_key: tuple | None = None
         self._preview_cells: list = []
         self._strips_landed = 0
@@ -165,6 +167,10 @@ class RenderApp(App[None]):
     def refresh_farm(self) -> None:
         if len(self.screen_stack) > 1 and not isinstance(self.screen, ConfirmScreen):
             return  # a job's detail screen is open and does its own reading
+        if self.reading:  # one read at a time: on a slow share or a busy machine, reads must not pile up
+            self.read_again = True
+            return
+        self.reading = True
         self.last_refresh = time.monotonic()
         frame = self.frame_view
         self._read_farm(self.selected_job, frame.size.width or 60, max(4, (frame.size.height or 20) - 1))
@@ -173,12 +179,14 @@ class RenderApp(App[None]):
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def _read_farm(self, job: str | None, width: int, height: int) -> None:
+        update = FarmUpdated([], [], [], None, error="could not read the farm")  # whatever happens, one answer
         try:
             jobs, invalid, nodes = actions.read_farm(self.spool, self.clock())
+            update = FarmUpdated(jobs, invalid, nodes, self._log_tail(job), self._preview(job, width, height))
         except (RenderdError, OSError) as error:
-            self.post_message(FarmUpdated([], [], [], None, error=str(error)))
-            return
-        self.post_message(FarmUpdated(jobs, invalid, nodes, self._log_tail(job), self._preview(job, width, height)))
+            update = FarmUpdated([], [], [], None, error=str(error))
+        finally:
+            self.post_message(update)
 
     def _preview(self, job_id: str | None, width: int, height: int) -> tuple[list, str] | None:
         """Half blocks of the job's newest frame; decoded again only when that file or the size changed."""
@@ -235,6 +243,10 @@ class RenderApp(App[None]):
 
     @on(FarmUpdated)
     def show_farm(self, update: FarmUpdated) -> None:
+        self.reading = False
+        if self.read_again:  # asked for while the last read was under way
+            self.read_again = False
+            self.refresh_farm()
         if update.error:
             self.sub_title = update.error
             return
@@ -356,6 +368,10 @@ class RenderApp(App[None]):
     @on(TabbedContent.TabActivated)
     def tab_changed(self, event: TabbedContent.TabActivated) -> None:
         """Focus the tab's table, so that its keys are the ones in the footer."""
+        if event.pane.id != event.tabbed_content.active:
+            # a tab left again before this message arrived: focusing its table would switch back to it, and two
+            # quick switches would then chase each other for ever
+            return
         table = {"jobs-tab": self.jobs_table, "nodes-tab": self.nodes_table}.get(event.pane.id or "")
         if table is not None:
             table.focus()

@@ -168,3 +168,17 @@ async def test_node_events_update_the_screen_without_waiting_for_the_next_poll(s
         jobs = app.query_one("#jobs", DataTable)
         await until(pilot, lambda: any(job in row and "done" in row for row in cell_texts(jobs)),
                     "the finished job, brought by the node's events", timeout=10)
+
+
+async def test_switching_tabs_quickly_settles_on_the_last_one(spool: Spool) -> None:
+    """Each tab focuses its table; a tab left before its message arrived must not take the focus back."""
+    app = RenderApp(spool, interval=0.3)
+    async with app.run_test(size=(120, 30)) as pilot:
+        tabs = app.query_one(TabbedContent)
+        focus_changes = []
+        app.screen.watch(app.screen, "focused", lambda widget: focus_changes.append(widget), init=False)
+        tabs.active = "nodes-tab"
+        tabs.active = "jobs-tab"  # before the first switch's message is handled
+        await pilot.pause(1.0)
+        assert tabs.active == "jobs-tab" and app.focused is app.query_one("#jobs", DataTable)
+        assert len(focus_changes) <= 2, f"the focus went back and forth {len(focus_changes)} times"
