@@ -82,7 +82,8 @@ def test_the_daemon_and_core_never_import_the_ui() -> None:
 def test_the_pure_cores_do_no_io() -> None:
     code = (
         "import builtins, os, sys;"
-        "import renderd.infofiles.format as f, renderd.planning as p, renderd.scheduling as s, renderd.status as st;"
+        "import renderd.infofiles.format as f, renderd.planning as p, renderd.scheduling as s, renderd.status as st,"
+        " renderd.settings, renderd.hours;"
         "bad = [n for n in ('filelock', 'psutil', 'subprocess', 'renderd.infofiles.spool') if n in sys.modules];"
         "assert not bad, bad"
     )

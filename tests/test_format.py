@@ -144,3 +144,52 @@ def test_chunks_hold_n_rendered_frames_and_honour_the_step() -> None:
                                                      FrameRange(26, 28, 2)]
     every = [f for chunk in split_frames(FrameRange(1, 1000, 3), 7) for f in chunk.frames]
     assert every == FrameRange(1, 1000, 3).frames
+
+
+def test_hooks_checks_memory_outputs_and_after_round_trip_and_name_their_key_when_wrong() -> None:
+    from renderd.infofiles.format import OutputChecks, dump, parse
+
+    text = ("command: render {frame}\nframes: 1-3\nhooks: {pre: 'fetch --all', post: [check, '{frames}']}\n"
+            "checks: {min_size: 20k, reject_black: true}\nmemory: 4G\nafter: [shot-1, shot-1-video]\n"
+            "outputs: out/f_####.png\n")
+    info = parse(text, "x.yaml")
+    assert info.hooks == {"pre": "fetch --all", "post": ("check", "{frames}")}
+    assert info.checks == OutputChecks(min_size=20 * 1024, reject_black=True)
+    assert (info.memory, info.after, info.outputs) == (4 << 30, ("shot-1", "shot-1-video"), "out/f_####.png")
+    assert parse(dump(info), "again.yaml") == info
+    assert OutputChecks(reject_black=False).over(OutputChecks(min_size=5, reject_black=True)) == \
+        OutputChecks(min_size=5, reject_black=False)
+    for line, message in [
+        ("hooks: {pri: x}", "x.yaml:2: hooks: unknown hook 'pri' (known: pre, post, end, error)"),
+        ("hooks: {pre: 'a \"b'}", "x.yaml:2: hooks: pre: cannot split into arguments"),
+        ("checks: {black: true}", "x.yaml:2: checks: unknown check 'black'"),
+        ("checks: {reject_black: maybe}", "x.yaml:2: checks: reject_black must be true or false"),
+        ("memory: lots", "x.yaml:2: memory: must be a size like 20000"),
+        ("after: 3", "x.yaml:2: after: must be a job id, a step id, or a list of them"),
+    ]:
+        with pytest.raises(InfoFileError) as caught:
+            parse(f"command: x\n{line}\n", "x.yaml")
+        assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_farm_settings_merge_node_sections_and_report_the_key_at_fault() -> None:
+    from renderd.settings import FailurePolicy, parse_settings
+
+    settings = parse_settings(
+        "hooks: {end: notify}\nfailure: {max_failed_chunks: 5}\nnode: {cpu_share: 0.5, quiet_for: 1m}\n"
+        "nodes:\n  ws-anna: {hours: {mon-fri: '19:00-08:00'}, hours_end: suspend, cpu_share: 0.3}\n", "s.yaml")
+    assert settings.hooks == {"end": "notify"} and settings.failure == FailurePolicy(3, 5)
+    anna, other = settings.node("ws-anna"), settings.node("ws-ben")
+    assert (anna.cpu_share, anna.quiet_for, anna.hours_end) == (0.3, 60.0, "suspend")
+    assert (other.cpu_share, other.hours) == (0.5, None)
+    for text, message in [
+        ("hook: {}", "s.yaml: hook: unknown setting"),
+        ("failure: {blocklist_after: 0}", "s.yaml: failure.blocklist_after: must be a whole number 1 or more"),
+        ("nodes: {a: {hours: '7pm'}}", "s.yaml: nodes.a.hours: work hours"),
+        ("nodes: {a: {cpu_share: 2}}", "s.yaml: nodes.a.cpu_share: must be a share between 0 and 1"),
+        ("node: {hours_end: never}", "s.yaml: node.hours_end: must be finish or suspend"),
+        ("[1, 2]", "s.yaml: expected a mapping of keys"),
+    ]:
+        with pytest.raises(InfoFileError) as caught:
+            parse_settings(text, "s.yaml")
+        assert str(caught.value).startswith(message), str(caught.value)
