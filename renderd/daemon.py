@@ -281,10 +281,11 @@ class Daemon:
 
     def _read_settings(self) -> None:
         """Re-read SPOOL/settings.yaml when it changed; a bad edit is reported once and the last good one kept."""
-        sig, data = self.spool.read_settings()
+        sig = self.spool.settings_signature()
         if sig == self.settings_sig:
             return
         self.settings_sig = sig
+        data = self.spool.read_settings()[1] if sig else b""
         try:
             self.settings = parse_settings(data, str(self.spool.settings_path)) if sig else FarmSettings()
         except InfoFileError as error:
@@ -640,8 +641,13 @@ class Daemon:
         """Of what queued steps wait for (a job's chunks, or another step: (job, name) pairs), what is done,
         and what failed for good (blocked: the steps after it cannot run until it is retried)."""
         finished, blocked = set(), set()
+        # a job with a chunk still in the queue is not finished: no need to list its records (the hot path:
+        # every planned job has an end step waiting from the start)
+        queued = {job for job in map(_chunk_job, self.queue_cache) if job}
         for job_id, name in waited_for:
             job = self.jobs_by_id.get(name)
+            if job is not None and name in queued:
+                continue
             if job is not None:  # the name of a job: all its frame chunks
                 done, failed = self.spool.chunk_counts(name)
                 state = "done" if done >= job.chunks else "failed" if failed else "pending"
@@ -1144,6 +1150,15 @@ def _exit_text(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+def _chunk_job(name: str) -> str | None:
+    """The job of a frame chunk's file name (JOB-c0003.yaml), or None for a step or a loose file."""
+    match = _CHUNK_RE.match(name)
+    return match[1] if match else None
+
+
+_CHUNK_RE = re.compile(r"^(.+)-c\d+\.yaml$")
 
 
 def _job_of(chunk_file: str) -> str:

@@ -663,6 +663,13 @@ class Spool:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
+    def settings_signature(self) -> Signature | None:
+        """The farm settings file's signature (a stat), None when there is none."""
+        try:
+            return signature(os.stat(self.settings_path))
+        except FileNotFoundError:
+            return None
+
     def read_settings(self) -> tuple[Signature | None, bytes]:
         """The farm settings file's signature and bytes (None and empty when there is none)."""
         try:
