@@ -599,7 +599,7 @@ class Daemon:
             cached = self.candidate_cache.get(name)
             if cached is None or cached[0] is not entry:
                 if entry.info is None:  # vouched for by its job's plan, loaded by this scan
-                    candidate = self.plans[_job_of(name)][name].candidate
+                    candidate = self.plans[_chunk_job(name) or ""][name].candidate
                 else:
                     submitted = self.job_submitted.get(entry.info.job or "") or fmt.parse_time(entry.info.submitted)
                     candidate = Candidate.from_info(name, entry.info, submitted or entry.mtime)
@@ -608,7 +608,7 @@ class Daemon:
             if cached[2]:  # files this node could never run cost nothing more
                 candidates.append(cached[1])
         self.candidate_cache = fresh_cache
-        planned_jobs = {_job_of(name) for name, entry in self.queue_cache.items() if entry.planned}
+        planned_jobs = {_chunk_job(name) for name, entry in self.queue_cache.items() if entry.planned}
         self.plans = {job: plan for job, plan in self.plans.items() if job in planned_jobs}  # forget drained jobs
         finished, self.blocked_jobs = self._finished({(c.job or "", name) for c in candidates for name in c.after})
         if full:
@@ -626,7 +626,9 @@ class Daemon:
 
     def _planned(self, name: str, sig: Signature) -> bool:
         """Whether a queue file is still exactly as `render add` wrote it, so it need not be read."""
-        job_id = _job_of(name)
+        job_id = _chunk_job(name)
+        if job_id is None:  # a step (JOB-end.yaml) or a hand-made file: never in a plan
+            return False
         plan = self.plans.get(job_id)
         if plan is None and job_id not in self.plans_missing:
             plan = self.spool.read_plan(job_id)
@@ -1160,7 +1162,3 @@ def _chunk_job(name: str) -> str | None:
 
 _CHUNK_RE = re.compile(r"^(.+)-c\d+\.yaml$")
 
-
-def _job_of(chunk_file: str) -> str:
-    """The job id in a planned chunk's file name (JOB-cNNNN.yaml)."""
-    return chunk_file.rsplit("-c", 1)[0]

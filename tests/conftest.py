@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,11 @@ def render(spool: Spool, *args: str, check: bool = True) -> subprocess.Completed
     if check and result.returncode != 0:
         raise AssertionError(f"render {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result
+
+
+def chunk_files(folder: Path) -> list[Path]:
+    """The chunk info files in a folder, in name order: not the job's steps (JOB-end.yaml), whatever the job id."""
+    return sorted(p for p in folder.glob("*.yaml") if re.search(r"-c\d+\.yaml$", p.name))
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:

@@ -12,7 +12,7 @@ import psutil
 import yaml
 
 from renderd.infofiles.spool import Spool, write_atomic
-from tests.conftest import Daemons, render, wait_for
+from tests.conftest import Daemons, chunk_files, render, wait_for
 
 
 def job_id_of(result) -> str:  # noqa: ANN001 - a CompletedProcess
@@ -25,7 +25,7 @@ def jobs_json(spool: Spool) -> dict:
 
 def only_file(folder: Path) -> Path:
     """The one chunk file in a folder (a job's end step, which waits for its chunks, is not one)."""
-    files = sorted(path for path in folder.glob("*.yaml") if not path.name.endswith("-end.yaml"))
+    files = chunk_files(folder)
     assert len(files) == 1, f"expected one file in {folder}, found {files}"
     return files[0]
 
@@ -292,11 +292,24 @@ def test_a_hand_edit_of_a_running_file_is_kept(spool: Spool, daemons: Daemons, t
 def test_frame_placeholder_runs_the_command_once_per_frame(spool: Spool, daemons: Daemons, tmp_path: Path) -> None:
     out = tmp_path / "frames.txt"
     render(spool, "add", "--cmd", f"sh -c 'echo {{frame}} >> {out}'", "--frames", "1-9:2", "--chunk", "10")
-    assert len(list(spool.queue.glob("*-c*.yaml"))) == 1
+    assert len(chunk_files(spool.queue)) == 1
     daemons.start("a", "--exit-when-idle")
     assert daemons.wait_exit("a", timeout=60) == 0
     assert out.read_text().split() == ["1", "3", "5", "7", "9"]
 
+
+
+def test_a_job_name_with_dash_c_in_it_runs_its_chunks_and_then_its_end_step(spool: Spool, daemons: Daemons,
+                                                                            tmp_path: Path) -> None:
+    out = tmp_path / "log.txt"
+    job = render(spool, "add", "--cmd", f"sh -c 'echo {{frame}} >> {out}'", "--name", "shot-c2", "--frames", "1-4",
+                 "--chunk", "2", "--hook", f"end=sh -c 'echo end >> {out}'").stdout.strip()
+    assert job.startswith("shot-c2-")
+    assert [p.name for p in chunk_files(spool.queue)] == [f"{job}-c0001.yaml", f"{job}-c0002.yaml"]
+    daemons.start("a", "--exit-when-idle")
+    assert daemons.wait_exit("a", timeout=60) == 0
+    assert out.read_text().split() == ["1", "2", "3", "4", "end"]
+    assert not list(spool.queue.glob("*.yaml")) and not list(spool.failed.glob("*.yaml"))
 
 def test_nodes_register_with_system_figures_and_show_as_offline_when_gone(spool: Spool, daemons: Daemons) -> None:
     daemons.start("a")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from renderd.infofiles.spool import Spool
-from tests.conftest import Daemons, render, wait_for
+from tests.conftest import Daemons, chunk_files, render, wait_for
 
 LONG = "sh -c 'echo started $$; i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'"
 
@@ -87,8 +87,8 @@ def test_control_needs_the_token_and_obeys_it(spool: Spool, daemons: Daemons) ->
     # paused again so that the node does not take the chunk straight back, then killed: it waits in the queue
     assert post(address, "/pause", token) == 202 and post(address, "/kill", token) == 202
     wait_for(lambda: status_of(pid) in ("gone", psutil.STATUS_ZOMBIE), 5, "the render to be killed")
-    wait_for(lambda: list(spool.queue.glob("*.yaml")), 10, "the chunk back in the queue")
-    info = yaml.safe_load(next(spool.queue.glob("*.yaml")).read_text())
+    wait_for(lambda: chunk_files(spool.queue), 10, "the chunk back in the queue")
+    info = yaml.safe_load(chunk_files(spool.queue)[0].read_text())
     assert info["attempts"] == 0  # killed on purpose: not the chunk's fault
 
 
@@ -204,11 +204,11 @@ def test_drain_finishes_the_chunk_then_takes_nothing_more(spool: Spool, daemons:
     go.touch()
     wait_for(lambda: len(list((spool.done / job).glob("*.yaml"))) == 1, 20, "the first chunk to finish")
     time.sleep(1.5)
-    assert len(list(spool.queue.glob("*-c*.yaml"))) == 1 and not list(spool.running.glob("*.yaml"))
+    assert len(chunk_files(spool.queue)) == 1 and not list(spool.running.glob("*.yaml"))
     nodes = {n["name"]: n for n in json.loads(render(spool, "nodes", "--json").stdout)}
     assert nodes["a"]["state"] == "paused"
     render(spool, "node", "resume", "a")
-    wait_for(lambda: len(list((spool.done / job).glob("*-c*.yaml"))) == 2, 20, "the second chunk after resume")
+    wait_for(lambda: len(chunk_files(spool.done / job)) == 2, 20, "the second chunk after resume")
 
 
 def test_a_private_node_needs_the_token_for_status_too(spool: Spool, daemons: Daemons) -> None:

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, TabbedContent
 from render_tui.app import RenderApp
 from render_tui.confirm import ConfirmScreen
 from renderd.infofiles.spool import Spool
-from tests.conftest import Daemons, render
+from tests.conftest import Daemons, chunk_files, render
 
 
 async def until(pilot: Pilot, condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
@@ -144,7 +144,7 @@ async def test_adding_a_blend_through_the_browser_writes_the_right_info_files(sp
         screen.query_one("#add-priority").value = "70"
         screen.query_one("#add-submit").press()
         await until(pilot, lambda: not isinstance(app.screen, AddScreen), "the job added")
-    files = sorted(spool.queue.glob("*-c*.yaml"))
+    files = chunk_files(spool.queue)
     assert len(files) == 3  # 10 frames of step 2, 4 a chunk
     first = yaml.safe_load(files[0].read_text())
     assert first["frames"] == "10-16:2" and first["priority"] == 70
